@@ -1,0 +1,195 @@
+"""The broker the harness talks to: a private ``redis-server`` it starts, or a URL the user gives.
+
+A private Redis binds 127.0.0.1 only, on a free port, with a generated password, in a temporary
+directory of its own that is removed when it stops. It keeps nothing on disk unless asked
+(``appendonly=True``, which the broker-restart fault needs). A URL given by the user is wrapped as it
+is: the harness never starts, stops or flushes a server it did not start.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+
+from bench import defaults
+from bench.procs import ManagedProcess, make_tempdir, remove_tempdir, wait_for
+
+INSTALL_HINT = (
+    "no redis-server found: install one (apt-get install redis-server, brew install redis) "
+    "or `pip install redis-server`, or pass --broker-url redis://HOST:PORT/DB"
+)
+
+
+class BrokerError(RuntimeError):
+    """The broker cannot be started or reached; the message says what to do."""
+
+
+def find_redis_server() -> str:
+    """Path of a ``redis-server`` binary: PATH first, then the ``redis-server`` PyPI package."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:  # optional fallback: `pip install redis-server` ships prebuilt binaries
+        import redis_server  # type: ignore[import-not-found]
+
+        path = Path(redis_server.REDIS_SERVER_PATH)
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    raise BrokerError(INSTALL_HINT)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def check_url(url: str) -> None:
+    """Fail with a one-line error if ``url`` is not a Redis URL that answers PING."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise BrokerError(
+            f"unsupported broker URL {url!r}: the harness speaks Redis; use redis://HOST:PORT/DB"
+        )
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        client.close()
+    except (redis.RedisError, ValueError, OSError) as exc:
+        raise BrokerError(
+            f"cannot reach broker {redact(url)}: {exc}; start it or pass another --broker-url"
+        ) from exc
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for logs and reports."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+@dataclass
+class Broker:
+    """A Redis the harness uses. ``owned`` is True only for a private server the harness started."""
+
+    url: str
+    owned: bool
+    host: str = "127.0.0.1"
+    port: int = 0
+    password: str = ""
+    appendonly: bool = False
+    tmpdir: Path | None = None
+    process: ManagedProcess | None = field(default=None, repr=False)
+
+    def url_for_db(self, db: int) -> str:
+        parts = urlsplit(self.url)
+        return parts._replace(path=f"/{db}").geturl()
+
+    def client(self, db: int | None = None) -> redis.Redis:
+        return redis.Redis.from_url(self.url if db is None else self.url_for_db(db))
+
+    # -- a private server --------------------------------------------------------------------------
+    def start(self) -> Broker:
+        if not self.owned:
+            check_url(self.url)
+            return self
+        binary = find_redis_server()
+        if self.tmpdir is None:
+            self.tmpdir = make_tempdir("redis")
+        argv = [
+            binary,
+            "--bind", self.host,
+            "--port", str(self.port),
+            "--requirepass", self.password,
+            "--dir", str(self.tmpdir),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--protected-mode", "yes",
+            "--daemonize", "no",
+        ]  # fmt: skip
+        self.process = ManagedProcess(
+            argv, name=f"redis-server:{self.port}", log_path=self.tmpdir / "redis.log"
+        ).start()
+        try:
+            wait_for(self._answers, timeout=defaults.BROKER_START_TIMEOUT, what=f"redis on port {self.port}")
+        except TimeoutError as exc:
+            log = self.process.log_text()[-2000:]
+            self.stop()
+            raise BrokerError(f"private redis-server did not answer PING: {exc}\n{log}") from exc
+        return self
+
+    def _answers(self) -> bool:
+        if self.process is not None and not self.process.alive():
+            raise BrokerError(
+                f"private redis-server exited with {self.process.returncode()}: "
+                f"{self.process.log_text()[-2000:]}"
+            )
+        try:
+            client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            ok = bool(client.ping())
+            client.close()
+            return ok
+        except (redis.RedisError, OSError):
+            return False
+
+    def stop_server(self) -> None:
+        """Stop the private server but keep its directory (its append-only file survives)."""
+        if self.process is not None:
+            self.process.stop(warm=defaults.BROKER_STOP_TIMEOUT)
+            self.process = None
+
+    def restart(self) -> None:
+        """Stop and start the private server on the same port and directory (broker faults)."""
+        if not self.owned:
+            raise BrokerError("refusing to restart a broker the harness did not start")
+        self.stop_server()
+        self.start()
+
+    def stop(self) -> None:
+        """Stop the private server and remove its files; a user's broker is left alone."""
+        if not self.owned:
+            return
+        self.stop_server()
+        if self.tmpdir is not None:
+            remove_tempdir(self.tmpdir)
+            self.tmpdir = None
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def private_redis(*, appendonly: bool = False) -> Broker:
+    """A private Redis on a free loopback port with a generated password (not yet started)."""
+    port = free_port()
+    password = secrets.token_hex(16)
+    return Broker(
+        url=f"redis://:{password}@127.0.0.1:{port}/0",
+        owned=True,
+        port=port,
+        password=password,
+        appendonly=appendonly,
+    )
+
+
+def external(url: str) -> Broker:
+    """Wrap a broker the user runs; the harness checks it answers and never stops it."""
+    parts = urlsplit(url)
+    return Broker(url=url, owned=False, host=parts.hostname or "", port=parts.port or 6379)
+
+
+def from_option(url: str | None, *, appendonly: bool = False) -> Broker:
+    """``--broker-url`` if given, else a private Redis."""
+    return external(url) if url else private_redis(appendonly=appendonly)

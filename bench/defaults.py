@@ -1,0 +1,54 @@
+"""Every timeout and size the harness uses, in one place.
+
+Each constant carries its own docstring (the string literal under it). Timeouts are upper bounds for
+polling loops, never sleeps: a loop returns as soon as its condition holds.
+"""
+
+from __future__ import annotations
+
+BROKER_START_TIMEOUT = 10.0
+"""Seconds a freshly started private ``redis-server`` has to answer PING."""
+
+BROKER_STOP_TIMEOUT = 5.0
+"""Seconds a private ``redis-server`` has to exit after SIGTERM before it is killed."""
+
+WORKER_READY_TIMEOUT = 60.0
+"""Seconds a ``celery worker`` has to answer a control ping after it was started.
+
+Generous because prefork forks its children and imports the app before it consumes, and CI machines
+are shared and noisy."""
+
+PING_TIMEOUT = 0.5
+"""Seconds one control ping waits for replies (the ready loop pings repeatedly)."""
+
+WARM_STOP_TIMEOUT = 15.0
+"""Seconds a worker has to finish its current tasks and exit after SIGTERM (warm shutdown)."""
+
+COLD_STOP_TIMEOUT = 5.0
+"""Seconds a worker has to exit after SIGQUIT (cold shutdown) before the whole tree is killed."""
+
+KILL_TIMEOUT = 5.0
+"""Seconds to wait for the process tree to disappear after SIGKILL."""
+
+RESULT_TIMEOUT = 30.0
+"""Seconds a test waits for a task result before it fails."""
+
+POLL_INTERVAL = 0.02
+"""Seconds between two checks of a polled condition."""
+
+BEAT_INTERVAL = 0.5
+"""Seconds between two runs of the periodic task when the harness starts ``celery beat``."""
+
+WORKER_CONCURRENCY = 2
+"""Default concurrency of prefork and threads workers (the machine has 2 cores)."""
+
+POOLS_ALL = ("solo", "prefork", "threads")
+"""Every pool the harness knows, in the order it runs them."""
+
+TEMP_PREFIX = "celery-bench-"
+"""Prefix of every temporary directory the harness creates (so a leak check can find strays)."""
+
+RUN_MARKER_ENV = "CELERY_BENCH_RUN"
+"""Environment variable set on every child process, holding the harness run id.
+
+The leak checks look for processes that carry it."""

@@ -1,0 +1,55 @@
+"""Which worker pools exist on a platform, and why not when they do not."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from bench import defaults
+
+
+@dataclass(frozen=True)
+class PoolSupport:
+    name: str
+    available: bool
+    reason: str = ""
+
+
+_WINDOWS_PREFORK = (
+    "prefork is not supported on Windows: billiard's fork emulation fails at task time with "
+    "'ValueError: not enough values to unpack' (Celery does not support Windows officially); "
+    "use --pool solo or --pool threads, or see FORKED_BY_MULTIPROCESSING in the README"
+)
+
+
+def support(name: str, platform: str | None = None) -> PoolSupport:
+    """Whether pool ``name`` can run on ``platform`` (default: this one)."""
+    platform = platform or sys.platform
+    if name not in defaults.POOLS_ALL:
+        known = ", ".join(defaults.POOLS_ALL)
+        raise ValueError(f"unknown pool {name!r}: choose one of {known}")
+    if name == "prefork" and platform.startswith("win"):
+        return PoolSupport(name, False, _WINDOWS_PREFORK)
+    return PoolSupport(name, True)
+
+
+def available(platform: str | None = None) -> list[str]:
+    """The pools this platform supports, in the harness's order."""
+    return [p for p in defaults.POOLS_ALL if support(p, platform).available]
+
+
+def select(requested: list[str] | None, platform: str | None = None) -> list[str]:
+    """Validate a user's ``--pool`` choices; none means every available pool.
+
+    Raises ``ValueError`` with a one-line message for an unknown or unsupported pool.
+    """
+    if not requested:
+        return available(platform)
+    chosen: list[str] = []
+    for name in requested:
+        info = support(name, platform)
+        if not info.available:
+            raise ValueError(f"pool {name!r} is unavailable here: {info.reason}")
+        if name not in chosen:
+            chosen.append(name)
+    return chosen

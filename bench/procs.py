@@ -1,0 +1,334 @@
+"""The one owner of child processes.
+
+Every process the harness starts (a private ``redis-server``, a ``celery worker``, ``celery beat``)
+is a :class:`ManagedProcess`: started in a new process group (POSIX) or a new console process group
+(Windows), stopped politely, then firmly, and finally reaped with its whole tree, whatever happened.
+
+Processes still alive when the interpreter exits (an uncaught error, Ctrl-C, SIGTERM) are stopped by an
+``atexit`` hook, so no ``celery`` or ``redis-server`` outlives the harness.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+from bench import defaults
+
+
+@dataclass(frozen=True)
+class StopStep:
+    """One step of a stop plan: send ``action``, then wait up to ``timeout`` seconds for the exit."""
+
+    action: str  # "term", "quit", "ctrl_break", "kill_tree"
+    timeout: float
+
+
+def is_windows(platform: str | None = None) -> bool:
+    return (platform or sys.platform).startswith("win")
+
+
+def popen_kwargs(platform: str | None = None) -> dict[str, object]:
+    """How to start a child so that it and its children can be stopped as one group."""
+    if is_windows(platform):
+        # CTRL_BREAK_EVENT can only be sent to a console process group of its own.
+        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
+    # A new session: the child leads its own process group, so killpg reaches prefork children too,
+    # and a Ctrl-C typed at the terminal reaches only the harness, which then stops children in order.
+    return {"start_new_session": True}
+
+
+def stop_plan(
+    *, warm: float, cold: float | None, platform: str | None = None
+) -> list[StopStep]:
+    """The escalation used to stop a process tree on ``platform``.
+
+    POSIX: SIGTERM (warm shutdown), SIGQUIT (cold shutdown, if ``cold`` is given), then SIGKILL to the
+    whole tree. Windows has neither SIGTERM nor SIGQUIT for console programs: CTRL_BREAK_EVENT to the
+    process group (Celery treats it as a warm shutdown), then terminate the whole tree.
+    """
+    steps: list[StopStep] = []
+    if is_windows(platform):
+        steps.append(StopStep("ctrl_break", warm))
+    else:
+        steps.append(StopStep("term", warm))
+        if cold is not None:
+            steps.append(StopStep("quit", cold))
+    steps.append(StopStep("kill_tree", defaults.KILL_TIMEOUT))
+    return steps
+
+
+_LIVE: set[ManagedProcess] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def live_processes() -> list[ManagedProcess]:
+    """The processes started by this interpreter that have not been reaped yet."""
+    with _LIVE_LOCK:
+        return list(_LIVE)
+
+
+_TEMPDIRS: set[Path] = set()
+
+
+def make_tempdir(kind: str) -> Path:
+    """A temporary directory removed by :func:`remove_tempdir`, or at exit at the latest."""
+    path = Path(tempfile.mkdtemp(prefix=f"{defaults.TEMP_PREFIX}{kind}-"))
+    with _LIVE_LOCK:
+        _TEMPDIRS.add(path)
+    return path
+
+
+def remove_tempdir(path: Path | None) -> None:
+    if path is None:
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    with _LIVE_LOCK:
+        _TEMPDIRS.discard(path)
+
+
+def _reap_all_at_exit() -> None:
+    for proc in live_processes():
+        proc.kill_tree()
+    for path in list(_TEMPDIRS):
+        remove_tempdir(path)
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into ``KeyboardInterrupt`` so that every owner cleans up as for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread() or is_windows():
+        return
+
+    def _handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _handler)
+
+
+atexit.register(_reap_all_at_exit)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    """``pid`` and every descendant still alive."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+class ManagedProcess:
+    """A child process and its descendants, owned by the harness until :meth:`stop` returns."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        platform: str | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.name = name
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else dict(os.environ)
+        self.cwd = cwd
+        self.platform = platform or sys.platform
+        self.popen: subprocess.Popen[bytes] | None = None
+        self._known: dict[int, psutil.Process] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> ManagedProcess:
+        if self.popen is not None:
+            raise RuntimeError(f"{self.name} is already started (pid {self.popen.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log: IO[bytes] = open(self.log_path, "ab")
+        try:
+            self.popen = subprocess.Popen(  # noqa: S603 - argv built by the harness
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                **popen_kwargs(self.platform),  # type: ignore[call-overload]
+            )
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(
+                f"cannot start {self.name}: {self.argv[0]!r} not found; install it or put it on PATH"
+            ) from exc
+        finally:
+            log.close()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        return self
+
+    @property
+    def pid(self) -> int:
+        if self.popen is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def returncode(self) -> int | None:
+        return None if self.popen is None else self.popen.poll()
+
+    def descendants(self) -> list[psutil.Process]:
+        """Children (recursively) still alive; remembered so that orphans are reaped too."""
+        if self.popen is None:
+            return []
+        for proc in _tree(self.popen.pid):
+            self._known.setdefault(proc.pid, proc)
+        return [p for p in self._known.values() if p.pid != self.popen.pid and _running(p)]
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the main process only (e.g. SIGKILL for a fault injection)."""
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def stop(self, *, warm: float = defaults.WARM_STOP_TIMEOUT, cold: float | None = None) -> int | None:
+        """Stop politely, then firmly; always reap the tree. Returns the main process's exit code."""
+        if self.popen is None:
+            return None
+        try:
+            self.descendants()  # remember the tree before the parent goes away
+            for step in stop_plan(warm=warm, cold=cold, platform=self.platform):
+                if step.action == "kill_tree":
+                    break
+                if not self.alive():
+                    break
+                self._send(step.action)
+                if self._wait_main(step.timeout):
+                    break
+        finally:
+            self.kill_tree()
+        return self.popen.returncode
+
+    def kill_tree(self) -> None:
+        """Kill the process and every descendant it ever had, and wait for them (idempotent)."""
+        if self.popen is None:
+            return
+        procs = [*self.descendants(), *([psutil.Process(self.pid)] if self.alive() else [])]
+        if not is_windows(self.platform):
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for proc in procs:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=defaults.KILL_TIMEOUT)
+        try:
+            self.popen.wait(timeout=defaults.KILL_TIMEOUT)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL
+            pass
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _send(self, action: str) -> None:
+        send_stop_signal(self.pid, action, platform=self.platform)
+
+    def _wait_main(self, timeout: float) -> bool:
+        assert self.popen is not None
+        try:
+            self.popen.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def __enter__(self) -> ManagedProcess:
+        return self.start() if self.popen is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        pid = self.popen.pid if self.popen else None
+        return f"<ManagedProcess {self.name} pid={pid}>"
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def send_stop_signal(
+    pid: int,
+    action: str,
+    *,
+    platform: str | None = None,
+    kill: Callable[[int, int], None] = os.kill,
+) -> None:
+    """Deliver one stop action to ``pid`` the way ``platform`` supports it."""
+    if is_windows(platform):
+        if action != "ctrl_break":
+            raise ValueError(f"stop action {action!r} does not exist on Windows; use 'ctrl_break'")
+        kill(pid, getattr(signal, "CTRL_BREAK_EVENT", 1))
+        return
+    sig = {"term": signal.SIGTERM, "quit": getattr(signal, "SIGQUIT", signal.SIGTERM)}.get(action)
+    if sig is None:
+        raise ValueError(f"stop action {action!r} does not exist on POSIX; use 'term' or 'quit'")
+    try:
+        kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_for(
+    condition: Callable[[], object],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = defaults.POLL_INTERVAL,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> object:
+    """Poll ``condition`` until it returns a truthy value; raise ``TimeoutError`` naming ``what``."""
+    deadline = clock() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if clock() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        sleep(interval)
+
+
+def harness_processes(run_id: str) -> list[psutil.Process]:
+    """Processes on this machine that carry ``run_id`` in their environment (leak checks)."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get(defaults.RUN_MARKER_ENV) == run_id and _running(proc):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found

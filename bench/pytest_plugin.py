@@ -1,0 +1,158 @@
+"""pytest options and fixtures of the harness (registered by the repository's ``conftest.py``).
+
+Layers, each a fixture a test suite may override by redefining it:
+
+``bench_broker_url_option`` -> ``bench_broker`` (session: a private Redis, or ``--broker-url``)
+-> ``pool`` (session-scoped parameter: one value per selected pool, set in one place below)
+-> ``pool_worker`` (session per pool: one real worker, reused by every test of that pool)
+-> ``make_worker`` (per test: extra workers, e.g. ``-Q add_queue``, stopped after the test).
+
+pytest finishes a session-scoped parametrised fixture before it sets up the next parameter, so the
+pool workers run one at a time and a task sent by a ``solo`` test can only be consumed by the ``solo``
+worker (the tests check it through the executing node's name).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from bench import defaults, pools
+from bench.broker import Broker, BrokerError, from_option
+from bench.procs import raise_on_sigterm
+from bench.worker import Beat, Worker
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("celery-bench", "Celery verification harness")
+    group.addoption(
+        "--pool",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help=f"worker pool to test (repeatable; one of {', '.join(defaults.POOLS_ALL)}); "
+        "default: every pool this platform supports",
+    )
+    group.addoption(
+        "--broker-url",
+        default=os.environ.get("BENCH_BROKER_URL") or None,
+        metavar="URL",
+        help="use this Redis instead of starting a private one (never flushed or stopped); "
+        "env BENCH_BROKER_URL",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "pools(*names): run this test only on these pools")
+    raise_on_sigterm()
+    try:
+        config._bench_pools = pools.select(config.getoption("pool"))  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise pytest.UsageError(f"--pool: {exc}") from None
+
+
+def selected_pools(config: pytest.Config) -> list[str]:
+    return list(config._bench_pools)  # type: ignore[attr-defined]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The one place where tests are parametrised over pools."""
+    if "pool" not in metafunc.fixturenames:
+        return
+    chosen = selected_pools(metafunc.config)
+    marker = metafunc.definition.get_closest_marker("pools")
+    if marker is not None:
+        chosen = [p for p in chosen if p in marker.args]
+    if not chosen:
+        # An empty parametrisation would silently run nothing: make it a visible skip instead.
+        metafunc.parametrize("pool", [pytest.param(None, marks=pytest.mark.skip(
+            reason=f"none of the selected pools {selected_pools(metafunc.config)} applies"))],
+            scope="session")
+        return
+    metafunc.parametrize("pool", chosen, scope="session")
+
+
+@pytest.fixture(scope="session")
+def bench_run_id() -> str:
+    """This session's run id (children carry it in ``CELERY_BENCH_RUN`` for leak checks)."""
+    run_id = os.environ.get(defaults.RUN_MARKER_ENV) or uuid.uuid4().hex
+    os.environ[defaults.RUN_MARKER_ENV] = run_id
+    return run_id
+
+
+@pytest.fixture(scope="session")
+def bench_broker_url_option(request: pytest.FixtureRequest) -> str | None:
+    return request.config.getoption("broker_url")
+
+
+@pytest.fixture(scope="session")
+def bench_broker(bench_broker_url_option: str | None, bench_run_id: str) -> Iterator[Broker]:
+    """The broker and result backend of the session: a private Redis unless ``--broker-url``."""
+    broker = from_option(bench_broker_url_option)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        pytest.exit(str(exc), returncode=2)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pool_worker(pool: str, bench_broker: Broker) -> Iterator[Worker]:
+    """One real worker for ``pool``, started once and reused by every test of that pool."""
+    worker = Worker(bench_broker.url, pool=pool, name=f"session-{pool}-{uuid.uuid4().hex[:6]}")
+    with worker:
+        yield worker
+
+
+@pytest.fixture
+def make_worker(bench_broker: Broker) -> Iterator[Callable[..., Worker]]:
+    """Start extra workers for one test (``make_worker(pool=..., queues=[...])``); all are stopped."""
+    started: list[Worker] = []
+
+    def factory(**kwargs: Any) -> Worker:
+        kwargs.setdefault("broker_url", bench_broker.url)
+        worker = Worker(**kwargs)
+        started.append(worker)
+        return worker.start()
+
+    try:
+        yield factory
+    finally:
+        for worker in reversed(started):
+            worker.stop()
+
+
+@pytest.fixture
+def make_beat(bench_broker: Broker) -> Iterator[Callable[..., Beat]]:
+    """Start ``celery beat`` for one test; stopped after it."""
+    started: list[Beat] = []
+
+    def factory(**kwargs: Any) -> Beat:
+        kwargs.setdefault("broker_url", bench_broker.url)
+        beat = Beat(**kwargs)
+        started.append(beat)
+        return beat.start()
+
+    try:
+        yield factory
+    finally:
+        for beat in started:
+            beat.stop()
+
+
+@pytest.fixture
+def unique_key(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Keys no other test or example can produce: ``unique_key('retries')``."""
+    base = f"t:{uuid.uuid4().hex[:12]}"
+
+    def make(label: str = "") -> str:
+        return f"{base}:{label}:{uuid.uuid4().hex[:8]}"
+
+    return make

@@ -1,0 +1,240 @@
+"""One real ``celery worker`` process, owned by the harness.
+
+The worker is started as ``python -m celery -A <app> worker`` with a pool, a concurrency, queues and a
+unique node name; it is ready when that node answers a control ping. Its log goes to a file the tests
+can read. Stopping is warm (SIGTERM / CTRL_BREAK), then cold (SIGQUIT), then the whole tree is killed;
+prefork children are reaped with their parent.
+
+This module names the Celery app by module (``-A tasks``) and never imports it, so the same harness
+can verify a user's own app.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from celery import Celery
+
+from bench import defaults, pools
+from bench.procs import ManagedProcess, make_tempdir, remove_tempdir, wait_for
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""Where ``-A tasks`` is importable from (the repository root)."""
+
+
+class WorkerError(RuntimeError):
+    """A worker did not start or died; the message carries the tail of its log."""
+
+
+def control_app(broker_url: str) -> Celery:
+    """A minimal client app for control commands (ping, inspect) against ``broker_url``."""
+    app = Celery("bench-control", broker=broker_url, set_as_current=False)
+    app.conf.broker_connection_retry_on_startup = True
+    app.conf.broker_connection_timeout = 2
+    return app
+
+
+def child_env(
+    broker_url: str,
+    backend_url: str | None = None,
+    extra: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+) -> dict[str, str]:
+    """The environment of a harness child: the broker contract variables and the run marker."""
+    env = dict(os.environ)
+    env["CELERY_BROKER_URL"] = broker_url
+    env["CELERY_RESULT_BACKEND"] = backend_url or broker_url
+    env[defaults.RUN_MARKER_ENV] = run_id or env.get(defaults.RUN_MARKER_ENV) or uuid.uuid4().hex
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass
+class Worker:
+    """A ``celery worker`` process: configure, :meth:`start`, use, :meth:`stop` (or ``with``)."""
+
+    broker_url: str
+    pool: str = "solo"
+    concurrency: int | None = None
+    queues: Sequence[str] = ()
+    app: str = "tasks"
+    backend_url: str | None = None
+    loglevel: str = "INFO"
+    env: Mapping[str, str] = field(default_factory=dict)
+    extra_args: Sequence[str] = ()
+    log_dir: Path | None = None
+    name: str = ""
+    ready_timeout: float = defaults.WORKER_READY_TIMEOUT
+    platform: str = sys.platform
+    process: ManagedProcess | None = field(default=None, init=False, repr=False)
+    _own_log_dir: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        info = pools.support(self.pool, self.platform)
+        if not info.available:
+            raise WorkerError(info.reason)
+        if self.concurrency is None:
+            self.concurrency = 1 if self.pool == "solo" else defaults.WORKER_CONCURRENCY
+        if not self.name:
+            self.name = f"{self.pool}-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def node(self) -> str:
+        """The node name the worker answers to (``name@host``)."""
+        return f"{self.name}@{socket.gethostname()}"
+
+    def argv(self) -> list[str]:
+        argv = [
+            sys.executable, "-m", "celery", "-A", self.app, "worker",
+            f"--pool={self.pool}",
+            f"--concurrency={self.concurrency}",
+            f"--hostname={self.node}",
+            f"--loglevel={self.loglevel}",
+            "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        if self.queues:
+            argv.append("--queues=" + ",".join(self.queues))
+        argv.extend(self.extra_args)
+        return argv
+
+    @property
+    def log_path(self) -> Path:
+        assert self.log_dir is not None, "worker not started"
+        return self.log_dir / f"{self.name}.log"
+
+    def start(self, *, wait: bool = True) -> Worker:
+        if self.log_dir is None:
+            self.log_dir = make_tempdir("worker")
+            self._own_log_dir = True
+        env = child_env(self.broker_url, self.backend_url, self.env)
+        self.process = ManagedProcess(
+            self.argv(), name=f"worker:{self.node}", log_path=self.log_path, env=env, cwd=PROJECT_ROOT,
+            platform=self.platform,
+        ).start()
+        if wait:
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop()
+                raise
+        return self
+
+    def ping(self, timeout: float = defaults.PING_TIMEOUT) -> bool:
+        app = control_app(self.broker_url)
+        try:
+            replies = app.control.ping(destination=[self.node], timeout=timeout)
+        finally:
+            app.close()
+        return any(self.node in reply for reply in replies)
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the node answers a control ping (bounded by ``ready_timeout``)."""
+
+        def ready() -> bool:
+            if not self.alive():
+                raise WorkerError(
+                    f"worker {self.node} ({self.pool}) exited with {self.returncode()} before it was "
+                    f"ready; last log lines:\n{self.log_tail()}"
+                )
+            return self.ping()
+
+        try:
+            wait_for(ready, timeout=timeout or self.ready_timeout, what=f"worker {self.node} to answer ping")
+        except TimeoutError as exc:
+            raise WorkerError(f"{exc}; last log lines:\n{self.log_tail()}") from exc
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.alive()
+
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.returncode()
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise WorkerError("worker not started")
+        return self.process.pid
+
+    def child_pids(self) -> list[int]:
+        """PIDs of the pool's child processes (prefork); empty for solo and threads."""
+        return [] if self.process is None else [p.pid for p in self.process.descendants()]
+
+    def log(self) -> str:
+        return "" if self.process is None else self.process.log_text()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def stop(self, *, warm: float = defaults.WARM_STOP_TIMEOUT, cold: float | None = defaults.COLD_STOP_TIMEOUT) -> int | None:
+        """Warm stop, then cold, then kill the tree; removes the log dir the worker created."""
+        code = None
+        if self.process is not None:
+            code = self.process.stop(warm=warm, cold=cold)
+        self._cleanup()
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL the whole tree at once (a crash, for fault injection)."""
+        if self.process is not None:
+            self.process.kill_tree()
+
+    def _cleanup(self) -> None:
+        if self._own_log_dir:
+            remove_tempdir(self.log_dir)
+
+    def __enter__(self) -> Worker:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class Beat:
+    """A ``celery beat`` process with its schedule file in a temporary directory."""
+
+    broker_url: str
+    app: str = "tasks"
+    env: Mapping[str, str] = field(default_factory=dict)
+    process: ManagedProcess | None = field(default=None, init=False, repr=False)
+    tmpdir: Path | None = field(default=None, init=False)
+
+    def start(self) -> Beat:
+        self.tmpdir = make_tempdir("beat")
+        argv = [
+            sys.executable, "-m", "celery", "-A", self.app, "beat",
+            f"--schedule={self.tmpdir / 'schedule'}",
+            f"--pidfile={self.tmpdir / 'beat.pid'}",
+            "--loglevel=INFO",
+        ]  # fmt: skip
+        self.process = ManagedProcess(
+            argv, name="beat", log_path=self.tmpdir / "beat.log",
+            env=child_env(self.broker_url, extra=self.env), cwd=PROJECT_ROOT,
+        ).start()
+        return self
+
+    def log(self) -> str:
+        return "" if self.process is None else self.process.log_text()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(warm=defaults.WARM_STOP_TIMEOUT)
+        remove_tempdir(self.tmpdir)
+        self.tmpdir = None
+
+    def __enter__(self) -> Beat:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

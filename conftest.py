@@ -1,0 +1,45 @@
+"""Binds the harness's pytest plugin to the Celery app under test (``tasks``).
+
+``bench`` never imports ``tasks``; this file is where the two meet. The ``bench_app`` fixture points the
+test process's ``tasks.app`` at the session's broker, so ``add.delay(...)`` in a test goes where the
+workers listen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from celery import Celery
+
+from bench.broker import Broker
+from bench.worker import Worker
+
+pytest_plugins = ["bench.pytest_plugin"]
+
+os.environ.setdefault("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(scope="session")
+def bench_app(bench_broker: Broker) -> Iterator[Celery]:
+    """``tasks.app`` configured for the session's broker and result backend."""
+    os.environ["CELERY_BROKER_URL"] = bench_broker.url
+    os.environ["CELERY_RESULT_BACKEND"] = bench_broker.url
+    import tasks
+
+    tasks.app.conf.broker_url = bench_broker.url
+    tasks.app.conf.result_backend = bench_broker.url
+    yield tasks.app
+    tasks.app.close()
+
+
+@pytest.fixture
+def app(bench_app: Celery, pool_worker: Worker) -> Celery:
+    """The app, with the current pool's worker running and ready."""
+    return bench_app
+
+
+@pytest.fixture
+def worker(pool_worker: Worker) -> Worker:
+    return pool_worker
