@@ -16,7 +16,7 @@ from celery import Celery
 from bench.broker import Broker
 from bench.worker import Worker
 
-pytest_plugins = ["bench.pytest_plugin"]
+pytest_plugins = ["bench.pytest_plugin", "tests.properties.profiles"]
 
 os.environ.setdefault("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
 

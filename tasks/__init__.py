@@ -38,6 +38,7 @@ def routed_add(x, y):
     return x + y
 
 
-from tasks import behaviour  # noqa: E402  (registers the behaviour tasks on ``app``)
+# Register the behaviour tasks on ``app`` (each module names its tasks ``tasks.<module>.<name>``).
+from tasks import behaviour, canvas, load, reliability  # noqa: E402
 
-__all__ = ["app", "add", "multiply", "routed_add", "behaviour"]
+__all__ = ["app", "add", "multiply", "routed_add", "behaviour", "canvas", "load", "reliability"]

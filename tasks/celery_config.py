@@ -16,6 +16,9 @@ broker_connection_retry_on_startup = True
 imports = (  # 指定导入的任务模块
     "tasks",
     "tasks.behaviour",
+    "tasks.canvas",
+    "tasks.load",
+    "tasks.reliability",
 )
 
 # Routing (the seed's ``task_routes``): this task goes to its own queue, consumed only by a worker
@@ -44,6 +47,21 @@ beat_schedule = {
         "args": (os.environ.get("TASKS_BEAT_KEY", "beat:heartbeat"),),
     },
 }
+
+
+
+def _flag(name: str, default: str = "0") -> bool:
+    return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+# Delivery guarantees, overridable per worker so the fault scenarios can compare them.
+task_acks_late = _flag("TASKS_ACKS_LATE")
+task_reject_on_worker_lost = _flag("TASKS_REJECT_ON_WORKER_LOST")
+worker_prefetch_multiplier = int(os.environ.get("TASKS_PREFETCH_MULTIPLIER", "4"))
+if os.environ.get("TASKS_VISIBILITY_TIMEOUT"):
+    # Redis redelivers an unacknowledged message after this many seconds (default 1 hour).
+    broker_transport_options = {"visibility_timeout": float(os.environ["TASKS_VISIBILITY_TIMEOUT"])}
+    result_backend_transport_options = dict(broker_transport_options)
 
 # Simulated work time of ``add`` / ``multiply`` (the seed sleeps 2 s); off unless asked.
 tasks_work_seconds = float(os.environ.get("TASKS_WORK_SECONDS", "0"))

@@ -1,0 +1,3 @@
+"""Tasks for the canvas and retry properties (chains, groups, chords)."""
+
+from tasks import app  # noqa: F401

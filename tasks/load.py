@@ -1,0 +1,3 @@
+"""Tasks for the benchmarks: no-op and timestamping tasks."""
+
+from tasks import app  # noqa: F401

@@ -1,0 +1,3 @@
+"""Tasks for the fault scenarios: each execution records itself in the ledger."""
+
+from tasks import app  # noqa: F401

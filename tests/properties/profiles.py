@@ -1,0 +1,1 @@
+"""hypothesis settings profiles (ci, dev, thorough), registered before pytest loads one."""
