@@ -231,17 +231,21 @@ class ManagedProcess:
         """Kill the process and every descendant it ever had, and wait for them (idempotent)."""
         if self.popen is None:
             return
-        procs = [*self.descendants(), *([psutil.Process(self.pid)] if self.alive() else [])]
+        procs = self.descendants()
         if not is_windows(self.platform):
             try:
                 os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        if self.alive():
+            self.popen.kill()
         for proc in procs:
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+        # The main process is waited for through Popen (psutil would reap it and lose its status);
+        # the descendants through psutil.
         psutil.wait_procs(procs, timeout=defaults.KILL_TIMEOUT)
         try:
             self.popen.wait(timeout=defaults.KILL_TIMEOUT)

@@ -1,0 +1,72 @@
+"""Pool selection and broker configuration (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import broker, pools
+from bench.worker import Worker, WorkerError
+
+
+def test_every_pool_on_linux():
+    assert pools.available("linux") == ["solo", "prefork", "threads"]
+    assert pools.select(None, "linux") == ["solo", "prefork", "threads"]
+    assert pools.select(["threads", "solo", "threads"], "linux") == ["threads", "solo"]
+
+
+def test_unknown_pool_names_the_choices():
+    with pytest.raises(ValueError, match="unknown pool 'gevent': choose one of solo, prefork, threads"):
+        pools.select(["gevent"], "linux")
+
+
+def test_redact_hides_the_password():
+    assert broker.redact("redis://:s3cret@127.0.0.1:1234/0") == "redis://:***@127.0.0.1:1234/0"
+    assert broker.redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_private_redis_is_loopback_with_a_password():
+    b = broker.private_redis()
+    assert b.owned and b.host == "127.0.0.1" and len(b.password) == 32
+    assert b.url == f"redis://:{b.password}@127.0.0.1:{b.port}/0"
+    assert b.url_for_db(3).endswith(f":{b.port}/3")
+
+
+def test_user_broker_is_never_owned():
+    b = broker.from_option("redis://example.invalid:6390/2")
+    assert not b.owned and b.port == 6390
+    b.stop()  # a no-op: the harness never stops what it did not start
+    with pytest.raises(broker.BrokerError, match="refusing to restart"):
+        b.restart()
+
+
+def test_non_redis_url_is_refused_with_the_fix():
+    with pytest.raises(broker.BrokerError, match=r"unsupported broker URL 'amqp://x'.*use redis://"):
+        broker.check_url("amqp://x")
+
+
+def test_unreachable_url_names_the_fix():
+    port = broker.free_port()
+    with pytest.raises(broker.BrokerError, match=r"cannot reach broker .*pass another --broker-url"):
+        broker.check_url(f"redis://127.0.0.1:{port}/0")
+
+
+def test_no_redis_server_anywhere(monkeypatch):
+    monkeypatch.setattr(broker.shutil, "which", lambda name: None)
+    monkeypatch.setitem(__import__("sys").modules, "redis_server", None)
+    with pytest.raises(broker.BrokerError, match="no redis-server found: install one"):
+        broker.find_redis_server()
+
+
+def test_worker_command_line():
+    w = Worker("redis://h/0", pool="prefork", queues=["add_queue", "b"], name="n1", platform="linux")
+    argv = w.argv()
+    assert argv[1:6] == ["-m", "celery", "-A", "tasks", "worker"]
+    assert "--pool=prefork" in argv and "--concurrency=2" in argv and "--queues=add_queue,b" in argv
+    assert w.node.startswith("n1@")
+    assert Worker("redis://h/0", pool="solo", platform="linux").concurrency == 1
+
+
+def test_worker_refuses_an_unknown_pool():
+    with pytest.raises(ValueError, match="unknown pool 'eventlet'"):
+        Worker("redis://h/0", pool="eventlet")
+    assert issubclass(WorkerError, RuntimeError)
