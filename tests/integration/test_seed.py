@@ -145,3 +145,15 @@ def test_worker_log_captured(app, worker):
     assert add.delay(20, 22).get(timeout=RESULT) == 42
     wait_for(lambda: "tasks.add" in worker.log(), timeout=RESULT, what="the worker log to show tasks.add")
     assert tasks.app.main == "demo"
+
+
+def test_the_articles_client_script(app, worker):
+    """The seed's ``client.py``, verbatim, run as its own process: prints at once, the sum comes later."""
+    client_py = "from tasks import add\n\n# 异步任务\nres = add.delay(2, 8)\nprint('hello world')\nprint(res.id)\n"
+    out = subprocess.run(
+        [sys.executable, "-c", client_py], env=child_env(app.conf.broker_url),
+        capture_output=True, text=True, timeout=RESULT, check=True,
+    )
+    hello, task_id_line = out.stdout.split()
+    assert hello == "hello world"
+    assert app.AsyncResult(task_id_line).get(timeout=RESULT) == 10

