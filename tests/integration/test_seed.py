@@ -154,6 +154,6 @@ def test_the_articles_client_script(app, worker):
         [sys.executable, "-c", client_py], env=child_env(app.conf.broker_url),
         capture_output=True, text=True, timeout=RESULT, check=True,
     )
-    hello, task_id_line = out.stdout.split()
+    hello, task_id_line = out.stdout.splitlines()
     assert hello == "hello world"
     assert app.AsyncResult(task_id_line).get(timeout=RESULT) == 10
