@@ -51,9 +51,7 @@ def popen_kwargs(platform: str | None = None) -> dict[str, object]:
     return {"start_new_session": True}
 
 
-def stop_plan(
-    *, warm: float, cold: float | None, platform: str | None = None
-) -> list[StopStep]:
+def stop_plan(*, warm: float, cold: float | None, platform: str | None = None) -> list[StopStep]:
     """The escalation used to stop a process tree on ``platform``.
 
     POSIX: SIGTERM (warm shutdown), SIGQUIT (cold shutdown, if ``cold`` is given), then SIGKILL to the

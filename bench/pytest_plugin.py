@@ -69,9 +69,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         chosen = [p for p in chosen if p in marker.args]
     if not chosen:
         # An empty parametrisation would silently run nothing: make it a visible skip instead.
-        metafunc.parametrize("pool", [pytest.param(None, marks=pytest.mark.skip(
-            reason=f"none of the selected pools {selected_pools(metafunc.config)} applies"))],
-            scope="session")
+        metafunc.parametrize(
+            "pool",
+            [
+                pytest.param(
+                    None,
+                    marks=pytest.mark.skip(
+                        reason=f"none of the selected pools {selected_pools(metafunc.config)} applies"
+                    ),
+                )
+            ],
+            scope="session",
+        )
         return
     metafunc.parametrize("pool", chosen, scope="session")
 

@@ -51,9 +51,7 @@ def child_env(
     env["CELERY_BROKER_URL"] = broker_url
     env["CELERY_RESULT_BACKEND"] = backend_url or broker_url
     env[defaults.RUN_MARKER_ENV] = run_id or env.get(defaults.RUN_MARKER_ENV) or uuid.uuid4().hex
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     if extra:
         env.update(extra)
@@ -119,7 +117,11 @@ class Worker:
             self._own_log_dir = True
         env = child_env(self.broker_url, self.backend_url, self.env)
         self.process = ManagedProcess(
-            self.argv(), name=f"worker:{self.node}", log_path=self.log_path, env=env, cwd=PROJECT_ROOT,
+            self.argv(),
+            name=f"worker:{self.node}",
+            log_path=self.log_path,
+            env=env,
+            cwd=PROJECT_ROOT,
             platform=self.platform,
         ).start()
         if wait:
@@ -176,7 +178,9 @@ class Worker:
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
 
-    def stop(self, *, warm: float = defaults.WARM_STOP_TIMEOUT, cold: float | None = defaults.COLD_STOP_TIMEOUT) -> int | None:
+    def stop(
+        self, *, warm: float = defaults.WARM_STOP_TIMEOUT, cold: float | None = defaults.COLD_STOP_TIMEOUT
+    ) -> int | None:
         """Warm stop, then cold, then kill the tree; removes the log dir the worker created."""
         code = None
         if self.process is not None:
@@ -219,8 +223,11 @@ class Beat:
             "--loglevel=INFO",
         ]  # fmt: skip
         self.process = ManagedProcess(
-            argv, name="beat", log_path=self.tmpdir / "beat.log",
-            env=child_env(self.broker_url, extra=self.env), cwd=PROJECT_ROOT,
+            argv,
+            name="beat",
+            log_path=self.tmpdir / "beat.log",
+            env=child_env(self.broker_url, extra=self.env),
+            cwd=PROJECT_ROOT,
         ).start()
         return self
 

@@ -49,7 +49,6 @@ beat_schedule = {
 }
 
 
-
 def _flag(name: str, default: str = "0") -> bool:
     return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "on")
 

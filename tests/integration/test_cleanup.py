@@ -34,7 +34,10 @@ def _nested(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], str, P
     env.pop("PYTEST_ADDOPTS", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     return proc, run_id, tmp
@@ -59,7 +62,12 @@ def _worker_with_children(run_id: str) -> bool:
 
 def test_nothing_left_after_a_run(tmp_path):
     proc, run_id, tmp = _nested(
-        tmp_path, "tests/integration/test_seed.py", "-k", "chain or bound", "--pool", "prefork",
+        tmp_path,
+        "tests/integration/test_seed.py",
+        "-k",
+        "chain or bound",
+        "--pool",
+        "prefork",
     )
     out, _ = proc.communicate(timeout=NESTED_TIMEOUT)
     assert proc.returncode == 0, out.decode()[-3000:]

@@ -99,7 +99,10 @@ def test_async_result_from_another_process(app):
     )
     out = subprocess.run(
         [sys.executable, "-c", code, res.id],
-        env=child_env(app.conf.broker_url), capture_output=True, text=True, timeout=RESULT,
+        env=child_env(app.conf.broker_url),
+        capture_output=True,
+        text=True,
+        timeout=RESULT,
         check=True,
     )
     assert out.stdout.split() == ["SUCCESS", "10"]
@@ -149,10 +152,16 @@ def test_worker_log_captured(app, worker):
 
 def test_the_articles_client_script(app, worker):
     """The seed's ``client.py``, verbatim, run as its own process: prints at once, the sum comes later."""
-    client_py = "from tasks import add\n\n# 异步任务\nres = add.delay(2, 8)\nprint('hello world')\nprint(res.id)\n"
+    client_py = (
+        "from tasks import add\n\n# 异步任务\nres = add.delay(2, 8)\nprint('hello world')\nprint(res.id)\n"
+    )
     out = subprocess.run(
-        [sys.executable, "-c", client_py], env=child_env(app.conf.broker_url),
-        capture_output=True, text=True, timeout=RESULT, check=True,
+        [sys.executable, "-c", client_py],
+        env=child_env(app.conf.broker_url),
+        capture_output=True,
+        text=True,
+        timeout=RESULT,
+        check=True,
     )
     hello, task_id_line = out.stdout.splitlines()
     assert hello == "hello world"

@@ -30,21 +30,27 @@ class FakeClock:
 def test_wait_for_returns_the_first_truthy_value():
     clock = FakeClock()
     values = iter([0, None, "ready"])
-    assert procs.wait_for(lambda: next(values), timeout=1, what="x", clock=clock, sleep=clock.sleep) == "ready"
+    assert (
+        procs.wait_for(lambda: next(values), timeout=1, what="x", clock=clock, sleep=clock.sleep) == "ready"
+    )
     assert clock.sleeps == [procs.defaults.POLL_INTERVAL] * 2
 
 
 def test_wait_for_names_what_timed_out():
     clock = FakeClock()
     with pytest.raises(TimeoutError, match=r"timed out after 0.5s waiting for the moon"):
-        procs.wait_for(lambda: False, timeout=0.5, what="the moon", interval=0.1, clock=clock, sleep=clock.sleep)
+        procs.wait_for(
+            lambda: False, timeout=0.5, what="the moon", interval=0.1, clock=clock, sleep=clock.sleep
+        )
     assert clock.now == pytest.approx(0.5)
 
 
 def test_posix_stop_plan_escalates_warm_cold_kill():
     plan = procs.stop_plan(warm=3, cold=2, platform="linux")
     assert [(s.action, s.timeout) for s in plan] == [
-        ("term", 3), ("quit", 2), ("kill_tree", procs.defaults.KILL_TIMEOUT),
+        ("term", 3),
+        ("quit", 2),
+        ("kill_tree", procs.defaults.KILL_TIMEOUT),
     ]
     assert [s.action for s in procs.stop_plan(warm=3, cold=None, platform="linux")] == ["term", "kill_tree"]
 
@@ -86,7 +92,9 @@ def test_stop_is_polite_first(tmp_path: Path):
 
 def test_missing_binary_is_a_clear_error(tmp_path: Path):
     proc = procs.ManagedProcess(["no-such-binary-xyz"], name="ghost", log_path=tmp_path / "log")
-    with pytest.raises(FileNotFoundError, match="'no-such-binary-xyz' not found; install it or put it on PATH"):
+    with pytest.raises(
+        FileNotFoundError, match="'no-such-binary-xyz' not found; install it or put it on PATH"
+    ):
         proc.start()
 
 
