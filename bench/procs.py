@@ -56,7 +56,9 @@ def stop_plan(*, warm: float, cold: float | None, platform: str | None = None) -
 
     POSIX: SIGTERM (warm shutdown), SIGQUIT (cold shutdown, if ``cold`` is given), then SIGKILL to the
     whole tree. Windows has neither SIGTERM nor SIGQUIT for console programs: CTRL_BREAK_EVENT to the
-    process group (Celery treats it as a warm shutdown), then terminate the whole tree.
+    process group, then terminate the whole tree. Celery installs no SIGBREAK handler, so CTRL_BREAK
+    ends a worker through the console's default handler (at once, not a warm shutdown); there is no
+    signal that asks a Windows worker for a warm shutdown (a remote-control ``shutdown`` would).
     """
     steps: list[StopStep] = []
     if is_windows(platform):
@@ -293,7 +295,12 @@ def send_stop_signal(
     if is_windows(platform):
         if action != "ctrl_break":
             raise ValueError(f"stop action {action!r} does not exist on Windows; use 'ctrl_break'")
-        kill(pid, getattr(signal, "CTRL_BREAK_EVENT", 1))
+        try:
+            kill(pid, getattr(signal, "CTRL_BREAK_EVENT", 1))
+        except OSError:
+            # The process is gone (WinError 87), or it shares no console with us so the event cannot be
+            # generated: either way the next step of the plan terminates the whole tree.
+            pass
         return
     sig = {"term": signal.SIGTERM, "quit": getattr(signal, "SIGQUIT", signal.SIGTERM)}.get(action)
     if sig is None:
