@@ -1,0 +1,188 @@
+"""The command line: ``python -m bench run`` (the main job) and ``python -m bench schema``.
+
+A thin layer: it parses and checks the options, then calls :func:`bench.scenarios.run` and the
+renderers of :mod:`bench.report`. Exit status: 0 done, 1 a benchmark failed, 2 bad input (one line on
+stderr naming the problem and the fix), 130 interrupted (Ctrl-C or SIGTERM; everything started is reaped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import NoReturn
+
+from bench import pools, report, scenarios
+from bench.broker import BrokerError, check_url
+from bench.procs import raise_on_sigterm
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+REPORT_DIR = Path("reports")
+"""Where the report goes without ``--json`` (relative to the current directory)."""
+
+
+class UsageError(Exception):
+    """Bad input: the message names the problem and the fix."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(kind: type[int] | type[float]):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}; give a positive number")
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench", description="Celery benchmark and verification harness.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser(
+        "run",
+        help="the main job: benchmarks per pool, a table, a JSON report and plots",
+        description="Enqueue latency vs the raw Redis floor, producer throughput, open-loop end-to-end "
+        "latency and worker drain rate per pool, then the reliability section.",
+    )
+    run.add_argument(
+        "--pool", action="append", metavar="NAME",
+        help=f"pool to benchmark (repeatable; one of {', '.join(pools.available())}); default: all available",
+    )  # fmt: skip
+    run.add_argument(
+        "--broker-url", metavar="URL", default=os.environ.get("BENCH_BROKER_URL") or None,
+        help="use this Redis (never flushed or stopped) instead of a private one; env BENCH_BROKER_URL",
+    )  # fmt: skip
+    run.add_argument("--quick", action="store_true", help="a smaller run that still reports every figure")
+    run.add_argument(
+        "--json", metavar="PATH", type=Path,
+        help="where to write the JSON report (plots go next to it); default reports/bench-<timestamp>.json",
+    )  # fmt: skip
+    run.add_argument("--no-reliability", action="store_true", help="skip the reliability (fault) section")
+    run.add_argument("--no-plots", action="store_true", help="write no PNG/HTML plots")
+    sizes = run.add_argument_group("sizes (override the --quick or full plan)")
+    sizes.add_argument("--samples", type=_positive(int), metavar="N", help="enqueue calls timed per round")
+    sizes.add_argument("--rounds", type=_positive(int), metavar="N", help="enqueue rounds")
+    sizes.add_argument("--drain-tasks", type=_positive(int), metavar="N", help="tasks per drain round")
+    sizes.add_argument(
+        "--rate", type=_positive(float), metavar="PER_S", help="open-loop arrival rate (tasks/s)"
+    )
+    sizes.add_argument("--duration", type=_positive(float), metavar="S", help="open-loop duration (seconds)")
+    sub.add_parser("schema", help="print the JSON Schema of the report")
+    return parser
+
+
+def _plan(args: argparse.Namespace) -> scenarios.Plan:
+    plan = scenarios.QUICK if args.quick else scenarios.FULL
+    overrides = {
+        "enqueue_per_round": args.samples,
+        "enqueue_rounds": args.rounds,
+        "drain_tasks": args.drain_tasks,
+        "e2e_rate": args.rate,
+        "e2e_seconds": args.duration,
+    }
+    return dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def default_json_path(now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return REPORT_DIR / f"bench-{stamp}.json"
+
+
+def check_writable(path: Path) -> None:
+    """Fail early (before any benchmark runs) when the report cannot be written to ``path``."""
+    if path.is_dir():
+        raise UsageError(f"--json {path}: is a directory; give a file path such as {path / 'bench.json'}")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".bench-write-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UsageError(f"--json {path}: cannot write in {parent} ({reason}); choose a writable path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"--json {path}: the file is not writable; choose another path")
+
+
+def _options(args: argparse.Namespace) -> tuple[scenarios.Options, Path]:
+    try:
+        chosen = pools.select(args.pool)
+    except ValueError as exc:
+        raise UsageError(f"--pool: {exc}")
+    path = args.json or default_json_path()
+    check_writable(path)
+    if args.broker_url:
+        try:
+            check_url(args.broker_url)
+        except BrokerError as exc:
+            raise UsageError(f"--broker-url: {exc}")
+    options = scenarios.Options(
+        pools=tuple(chosen),
+        broker_url=args.broker_url,
+        quick=args.quick,
+        reliability=not args.no_reliability,
+        plan=_plan(args),
+    )
+    return options, path
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    options, path = _options(args)
+    _say(
+        f"bench: pools {', '.join(options.pools)}; {'quick' if options.quick else 'full'} run; report {path}"
+    )
+    run = scenarios.run(options, progress=_say)
+    print(report.text(run), flush=True)
+    written = [report.write_json(run, path)]
+    if not args.no_plots:
+        png = report.plot(run, path.with_suffix(".png"))
+        written += [png, report.write_html(run, path.with_suffix(".html"), png)]
+    print("", *(f"wrote {p}" for p in written), sep="\n", flush=True)
+    _say(f"bench: done in {run.duration_s:.0f}s")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "schema":
+        print(json.dumps(report.JSON_SCHEMA, indent=2))
+        return EXIT_OK
+    raise_on_sigterm()
+    try:
+        return cmd_run(args)
+    except UsageError as exc:
+        _say(f"python -m bench run: error: {exc}")
+        return EXIT_USAGE
+    except BrokerError as exc:  # e.g. no redis-server installed: the message says what to install
+        _say(f"python -m bench run: error: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _say("python -m bench run: interrupted; every worker and broker it started has been stopped")
+        return EXIT_INTERRUPTED
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        _say(f"python -m bench run: failed: {exc}")
+        return EXIT_FAILED

@@ -1,0 +1,553 @@
+"""Producers: the enqueue-latency sampler, throughput drivers, the open-loop generator, result collection.
+
+Everything here talks to the broker through a *client* Celery app built from a URL (the same JSON
+serializer settings as ``tasks/celery_config.py``) and names the tasks it sends (``tasks.load.noop``,
+``tasks.load.stamp``); it never imports the app under test. Clocks and sleeps are parameters, so the
+pacing logic is unit-tested with a fake clock.
+
+Timing conventions:
+
+* in-process durations (enqueue latency, throughput) use ``time.perf_counter``;
+* cross-process instants (when a task was meant to be enqueued, when it started on the worker, when
+  its result was published) use ``time.time()``, the one clock a worker on the same host shares.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import queue as queue_module
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Celery
+
+NOOP = "tasks.load.noop"
+"""The no-op task (``tasks/load.py``)."""
+
+STAMP = "tasks.load.stamp"
+"""The task that returns the ``time.time()`` at which it started on the worker."""
+
+RESULT_PREFIX = "celery-task-meta-"
+"""Key (and pub/sub channel) prefix of the Redis result backend; it publishes each state it stores."""
+
+CLIENT_CONNECT_TIMEOUT = 5.0
+"""Seconds a client app waits to connect to the broker before it reports an error."""
+
+SUBSCRIBE_TIMEOUT = 5.0
+"""Seconds the result collector waits for Redis to confirm its pattern subscription."""
+
+COLLECTOR_POLL = 0.05
+"""Seconds one pub/sub read of the result collector blocks before it checks whether to stop."""
+
+PROCESS_START_TIMEOUT = 60.0
+"""Seconds spawned producer processes have to import Celery, connect and report ready."""
+
+PROCESS_RUN_TIMEOUT = 300.0
+"""Seconds spawned producer processes have to send their tasks once told to go."""
+
+PROCESS_STOP_TIMEOUT = 5.0
+"""Seconds a spawned producer process has to exit after terminate() before it is killed."""
+
+WARMUP_CALLS = 20
+"""Calls made (and discarded) before timing, to open connections and fill caches."""
+
+
+# -- the client app ----------------------------------------------------------------------------------
+@dataclass
+class Client:
+    """A client Celery app for ``broker_url`` sending to ``queue``, with proxies of the benchmark tasks.
+
+    ``backend=True`` gives it the Redis result backend (as the seed's ``client.py`` has): ``delay()``
+    then subscribes to the task's result channel, which is part of what users pay per call.
+    """
+
+    broker_url: str
+    queue: str
+    backend: bool = True
+    app: Celery | None = None
+
+    def __post_init__(self) -> None:
+        app = Celery(
+            "bench-client",
+            broker=self.broker_url,
+            backend=self.broker_url if self.backend else None,
+            set_as_current=False,
+        )
+        app.conf.update(
+            task_serializer="json",
+            result_serializer="json",
+            accept_content=["json"],
+            result_accept_content=["json"],
+            task_default_queue=self.queue,
+            broker_connection_retry_on_startup=True,
+            broker_connection_timeout=CLIENT_CONNECT_TIMEOUT,
+        )
+
+        # Client-side declarations of the benchmark tasks: only their names matter, the bodies run
+        # on the worker (tasks/load.py). They make ``noop.delay()`` the exact call a user writes.
+        @app.task(name=NOOP, shared=False)
+        def noop(*args: Any, **kwargs: Any) -> None:  # pragma: no cover - never runs here
+            return None
+
+        @app.task(name=STAMP, shared=False)
+        def stamp(*args: Any, **kwargs: Any) -> None:  # pragma: no cover - never runs here
+            return None
+
+        self.app = app
+        self.noop = noop
+        self.stamp = stamp
+
+    def delay(self) -> object:
+        """``noop.delay()``: the call on a user's request path (result backend on)."""
+        return self.noop.delay()
+
+    def apply_async_ignore(self) -> object:
+        """``noop.apply_async(ignore_result=True)``: fire and forget."""
+        return self.noop.apply_async(ignore_result=True)
+
+    def send(self, name: str, task_id: str) -> None:
+        """Send task ``name`` with our own ``task_id`` (so its result channel is predictable)."""
+        task = self.noop if name == NOOP else self.stamp
+        task.apply_async(task_id=task_id)
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.close()
+            self.app = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def task_ids(prefix: str, count: int) -> list[str]:
+    """``count`` task ids starting with ``prefix`` (a collector subscribes to exactly those)."""
+    return [f"{prefix}{i:07d}-{uuid.uuid4().hex[:8]}" for i in range(count)]
+
+
+def celery_message_bytes(client: Client, conn: redis.Redis) -> int:
+    """Size in bytes of the message ``noop.delay()`` puts in Redis, read back from a scratch queue."""
+    scratch = f"{client.queue}.sizeprobe"
+    try:
+        client.noop.apply_async(queue=scratch)
+        raw = conn.lpop(scratch)
+        if raw is None:
+            raise RuntimeError(f"no Celery message arrived in scratch queue {scratch!r}")
+        return len(raw)
+    finally:
+        conn.delete(scratch, f"_kombu.binding.{scratch}")
+
+
+def floor_call(conn: redis.Redis, key: str, size: int) -> Callable[[], object]:
+    """A raw redis-py ``LPUSH`` of ``size`` bytes to ``key``: the floor under any enqueue."""
+    payload = b"x" * size
+
+    def push() -> object:
+        return conn.lpush(key, payload)
+
+    return push
+
+
+# -- timing loops ------------------------------------------------------------------------------------
+def sample_calls(
+    call: Callable[[], object], *, n: int, clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
+    """Time each of ``n`` calls separately; returns seconds per call."""
+    out = [0.0] * n
+    for i in range(n):
+        started = clock()
+        call()
+        out[i] = clock() - started
+    return out
+
+
+def bare_loop(call: Callable[[], object], *, n: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds for ``n`` calls timed as one block (no per-call timing): the fidelity reference."""
+    started = clock()
+    for _ in range(n):
+        call()
+    return clock() - started
+
+
+def measure_latency(
+    call: Callable[[], object],
+    *,
+    rounds: int,
+    per_round: int,
+    warmup: int = WARMUP_CALLS,
+    clock: Callable[[], float] = time.perf_counter,
+    between: Callable[[], object] | None = None,
+) -> list[list[float]]:
+    """``rounds`` batches of ``per_round`` timed calls after ``warmup`` untimed ones.
+
+    ``between`` runs after each round, untimed (e.g. trimming a scratch list).
+    """
+    for _ in range(warmup):
+        call()
+    out = []
+    for _ in range(rounds):
+        out.append(sample_calls(call, n=per_round, clock=clock))
+        if between is not None:
+            between()
+    return out
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """The harness's per-call timing vs a bare loop around the same call, interleaved in one run."""
+
+    calls: int
+    harness_mean_s: float
+    bare_mean_s: float
+
+    @property
+    def ratio(self) -> float:
+        """Harness mean over bare mean, minus one (0.01 = the harness reports 1% more)."""
+        return self.harness_mean_s / self.bare_mean_s - 1.0
+
+
+def timing_overhead(
+    call: Callable[[], object],
+    *,
+    blocks: int,
+    per_block: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Overhead:
+    """Interleave blocks timed per call (as the harness reports) and bare blocks; compare the means."""
+    harness = 0.0
+    bare = 0.0
+    for _ in range(blocks):
+        harness += sum(sample_calls(call, n=per_block, clock=clock))
+        bare += bare_loop(call, n=per_block, clock=clock)
+    calls = blocks * per_block
+    return Overhead(calls=calls, harness_mean_s=harness / calls, bare_mean_s=bare / calls)
+
+
+# -- producer throughput -----------------------------------------------------------------------------
+def throughput_threads(
+    make_call: Callable[[], Callable[[], object]],
+    *,
+    threads: int,
+    per_thread: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[int, float]:
+    """``threads`` threads each make ``per_thread`` calls; returns (calls, seconds) from a common start."""
+    calls = [make_call() for _ in range(threads)]
+    for call in calls:
+        for _ in range(WARMUP_CALLS):
+            call()
+    barrier = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            for _ in range(per_thread):
+                call()
+        except BaseException as exc:  # surfaced below, with the thread's error
+            errors.append(exc)
+
+    workers = [
+        threading.Thread(target=run, args=(c,), name=f"bench-producer-{i}") for i, c in enumerate(calls)
+    ]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    started = clock()
+    for w in workers:
+        w.join()
+    elapsed = clock() - started
+    if errors:
+        raise RuntimeError(f"a producer thread failed: {errors[0]!r}") from errors[0]
+    return threads * per_thread, elapsed
+
+
+def _producer_process(broker_url: str, queue: str, count: int, ready: Any, go: Any, done: Any) -> None:
+    """Body of one spawned producer process (module level so that ``spawn`` can pickle it)."""
+    try:
+        with Client(broker_url, queue) as client:
+            for _ in range(WARMUP_CALLS * 5):  # a fresh interpreter: warm up longer
+                client.apply_async_ignore()
+            ready.put(os.getpid())
+            if not go.wait(PROCESS_START_TIMEOUT):
+                return
+            for _ in range(count):
+                client.apply_async_ignore()
+        done.put(("ok", count))
+    except BaseException as exc:  # reported to the parent, which raises
+        done.put(("error", repr(exc)))
+
+
+def throughput_processes(
+    broker_url: str,
+    queue: str,
+    *,
+    processes: int,
+    per_process: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[int, float]:
+    """``processes`` spawned processes each send ``per_process`` tasks; (calls, seconds) from "go".
+
+    The processes are always terminated and joined before this returns (Ctrl-C included).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    ready, done = ctx.Queue(), ctx.Queue()
+    go = ctx.Event()
+    procs = [
+        ctx.Process(
+            target=_producer_process,
+            args=(broker_url, queue, per_process, ready, go, done),
+            name=f"bench-producer-{i}",
+            daemon=True,
+        )
+        for i in range(processes)
+    ]
+    try:
+        for p in procs:
+            p.start()
+        deadline = time.monotonic() + PROCESS_START_TIMEOUT
+        waiting = len(procs)
+        while waiting:
+            try:
+                ready.get(timeout=COLLECTOR_POLL)
+                waiting -= 1
+            except queue_module.Empty:
+                if any(p.exitcode is not None for p in procs) or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"producer processes did not get ready within {PROCESS_START_TIMEOUT:g}s"
+                        f"{_process_problems(procs, done)}"
+                    ) from None
+        started = clock()
+        go.set()
+        sent = 0
+        for _ in procs:
+            status, value = done.get(timeout=PROCESS_RUN_TIMEOUT)
+            if status != "ok":
+                raise RuntimeError(f"a producer process failed: {value}")
+            sent += int(value)
+        elapsed = clock() - started
+        return sent, elapsed
+    finally:
+        go.set()
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            if p.pid is None:  # never started
+                continue
+            p.join(PROCESS_STOP_TIMEOUT)
+            if p.is_alive():
+                p.kill()
+                p.join(PROCESS_STOP_TIMEOUT)
+        for q in (ready, done):
+            q.close()
+            q.join_thread()
+
+
+def _process_problems(procs: Iterable[Any], done: Any) -> str:
+    notes = []
+    try:
+        while True:
+            status, value = done.get_nowait()
+            if status != "ok":
+                notes.append(str(value))
+    except Exception:  # noqa: S110 - the queue is empty
+        pass
+    exits = [p.exitcode for p in procs if p.exitcode is not None]
+    if exits:
+        notes.append(f"exit codes {exits}")
+    return (": " + "; ".join(notes)) if notes else ""
+
+
+# -- open loop ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sent:
+    """One enqueue of the open-loop generator: when it was due (``intended``) and when it went out."""
+
+    index: int
+    task_id: str
+    intended: float
+    actual: float
+
+
+class OpenLoop:
+    """Enqueue at a fixed arrival rate, whatever the worker does (no coordinated omission).
+
+    Arrival ``i`` is due at ``start + i / rate``. The generator sleeps until an arrival is due and
+    never waits for a reply; when it falls behind it sends at once, and the latency of every task is
+    measured from its *intended* time, so a slow system cannot hide its own latency by slowing the
+    producer down.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[str], object],
+        *,
+        rate: float,
+        count: int,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"arrival rate must be positive, got {rate!r}")
+        if count <= 0:
+            raise ValueError(f"arrival count must be positive, got {count!r}")
+        self.send = send
+        self.rate = rate
+        self.count = count
+        self.clock = clock
+        self.sleep = sleep
+
+    def due(self, start: float, index: int) -> float:
+        return start + index / self.rate
+
+    def run(self, ids: list[str]) -> list[Sent]:
+        if len(ids) != self.count:
+            raise ValueError(f"need {self.count} task ids, got {len(ids)}")
+        out: list[Sent] = []
+        start = self.clock()
+        for i, task_id in enumerate(ids):
+            intended = self.due(start, i)
+            now = self.clock()
+            if intended > now:
+                self.sleep(intended - now)
+            actual = self.clock()
+            self.send(task_id)
+            out.append(Sent(i, task_id, intended, actual))
+        return out
+
+
+def generator_lag(sent: list[Sent]) -> float:
+    """The largest delay (seconds) between an arrival's due time and its actual send."""
+    return max((s.actual - s.intended for s in sent), default=0.0)
+
+
+# -- result collection -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    """A task's result as published by the backend: when the producer side saw it, and its value."""
+
+    task_id: str
+    seen: float
+    status: str
+    result: Any
+
+
+class ResultCollector:
+    """Sees every result the Redis backend publishes for task ids starting with ``prefix``.
+
+    The Redis result backend stores a state with SET and PUBLISHes it on the key's channel (that is
+    how ``AsyncResult.get()`` learns of it). The collector pattern-subscribes to those channels from
+    one thread and stamps each message with ``clock()`` on arrival, so the time a result becomes
+    available to the producer is measured without one ``get()`` per task.
+    """
+
+    def __init__(self, conn: redis.Redis, prefix: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.conn = conn
+        self.prefix = prefix
+        self.clock = clock
+        self.events: list[tuple[float, bytes, bytes]] = []
+        self.successes = 0
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ResultCollector:
+        self._thread = threading.Thread(target=self._run, name="bench-result-collector", daemon=True)
+        self._thread.start()
+        if not self._subscribed.wait(SUBSCRIBE_TIMEOUT):
+            self.stop()
+            raise RuntimeError(
+                f"result collector: no pattern subscription after {SUBSCRIBE_TIMEOUT:g}s ({self._error!r})"
+            )
+        return self
+
+    def _run(self) -> None:
+        pubsub = self.conn.pubsub()
+        try:
+            pubsub.psubscribe(f"{RESULT_PREFIX}{self.prefix}*")
+            while not self._stop.is_set():
+                message = pubsub.get_message(timeout=COLLECTOR_POLL)
+                if message is None:
+                    continue
+                kind = message["type"]
+                if kind == "psubscribe":
+                    self._subscribed.set()
+                elif kind == "pmessage":
+                    data = message["data"]
+                    self.events.append((self.clock(), message["channel"], data))
+                    if b"SUCCESS" in data or b"FAILURE" in data:
+                        self.successes += 1
+        except BaseException as exc:  # surfaced by check()
+            self._error = exc
+        finally:
+            pubsub.close()
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"result collector failed: {self._error!r}") from self._error
+
+    def finished(self, count: int) -> bool:
+        """True once ``count`` results in a ready state were seen (raises if the collector died)."""
+        self.check()
+        return self.successes >= count
+
+    def outcomes(self) -> dict[str, Outcome]:
+        """The first ready-state message per task id."""
+        out: dict[str, Outcome] = {}
+        for seen, channel, data in list(self.events):
+            meta = json.loads(data)
+            if meta.get("status") not in ("SUCCESS", "FAILURE"):
+                continue
+            task_id = channel.decode()[len(RESULT_PREFIX) :]
+            out.setdefault(task_id, Outcome(task_id, seen, meta["status"], meta.get("result")))
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(COLLECTOR_POLL * 20 + 1)
+
+    def __enter__(self) -> ResultCollector:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def e2e_latencies(
+    sent: list[Sent], outcomes: dict[str, Outcome]
+) -> tuple[list[float], list[float], list[str]]:
+    """Per task: (worker start - intended enqueue, result seen - intended enqueue); and missing ids.
+
+    ``stamp`` tasks return the ``time.time()`` at which they started on the worker.
+    """
+    to_start: list[float] = []
+    to_result: list[float] = []
+    missing: list[str] = []
+    for s in sent:
+        outcome = outcomes.get(s.task_id)
+        if outcome is None or outcome.status != "SUCCESS":
+            missing.append(s.task_id)
+            continue
+        to_start.append(max(float(outcome.result) - s.intended, 0.0))
+        to_result.append(max(outcome.seen - s.intended, 0.0))
+    return to_start, to_result, missing
+
+
+def drain_rate(outcomes: dict[str, Outcome]) -> tuple[int, float]:
+    """(tasks, seconds) between the first and the last completion seen: the steady drain of a full queue."""
+    seen = sorted(o.seen for o in outcomes.values())
+    if len(seen) < 2:
+        return 0, 0.0
+    return len(seen) - 1, seen[-1] - seen[0]

@@ -1,0 +1,405 @@
+"""Render a :class:`bench.scenarios.Run`: a terminal table, the versioned JSON report, plots.
+
+This module only formats: every number it shows was computed by ``bench.stats`` (the CDF points of the
+plots included). The JSON format is versioned by ``SCHEMA_VERSION`` and described by ``JSON_SCHEMA``
+(JSON Schema 2020-12; ``python -m bench schema`` prints it). History:
+
+* 1 -- first version: context, results (latency and throughput rows), fidelity, warnings, reliability.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import stats
+from bench.scenarios import Result, Run
+
+SCHEMA_VERSION = 1
+"""Version of the JSON report format; bumped on any incompatible change (see the module docstring)."""
+
+RELIABILITY_FIELDS = (
+    "pool",
+    "scenario",
+    "enqueued",
+    "publish_errors",
+    "executed_once",
+    "duplicated",
+    "lost",
+    "recovery_seconds",
+    "expected",
+    "verdict",
+    "note",
+)
+"""Fields of a reliability record (``bench.faults.ReliabilityRecord``), in table order."""
+
+_NUM = {"type": "number"}
+_NUM_OR_NULL = {"type": ["number", "null"]}
+_INT = {"type": "integer", "minimum": 0}
+
+JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://celery-bench.invalid/report-v1.json",
+    "title": "celery-bench report",
+    "type": "object",
+    "required": ["schema", "kind", "context", "duration_s", "results", "fidelity", "warnings", "reliability"],
+    "properties": {
+        "schema": {"const": SCHEMA_VERSION},
+        "kind": {"const": "celery-bench-report"},
+        "duration_s": _NUM,
+        "context": {
+            "type": "object",
+            "required": [
+                "timestamp", "celery", "kombu", "redis_py", "python", "platform", "machine", "cpu_count",
+                "git_commit", "broker", "pools", "quick", "message_bytes",
+            ],
+            "properties": {
+                "timestamp": {"type": "string"},
+                "celery": {"type": "string"},
+                "kombu": {"type": "string"},
+                "redis_py": {"type": "string"},
+                "python": {"type": "string"},
+                "platform": {"type": "string"},
+                "machine": {"type": "string"},
+                "cpu_count": {"type": ["integer", "null"]},
+                "git_commit": {"type": ["string", "null"]},
+                "broker": {"type": "string", "not": {"pattern": ":[^:@/*]+@"}, "description": "redacted"},
+                "pools": {"type": "object", "additionalProperties": {"type": "array", "items": _INT}},
+                "quick": {"type": "boolean"},
+                "message_bytes": _INT,
+            },
+        },
+        "results": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": [
+                    "scenario", "title", "kind", "pool", "concurrency", "unit", "samples", "rounds",
+                    "median", "min", "max", "cv_rounds", "round_values", "floor_ratio", "warning", "notes",
+                ],
+                "properties": {
+                    "scenario": {"type": "string"},
+                    "title": {"type": "string"},
+                    "kind": {"enum": ["latency", "throughput"]},
+                    "pool": {"type": ["string", "null"]},
+                    "concurrency": {"type": ["integer", "null"]},
+                    "unit": {"enum": ["s", "ms", "us", "ns", "tasks/s"]},
+                    "samples": {"type": "integer", "minimum": 1},
+                    "rounds": {"type": "integer", "minimum": 1},
+                    "median": _NUM,
+                    "min": _NUM,
+                    "max": _NUM,
+                    "mean": _NUM,
+                    "cv_rounds": _NUM_OR_NULL,
+                    "round_values": {"type": "array", "items": _NUM, "minItems": 1},
+                    "floor_ratio": _NUM_OR_NULL,
+                    "warning": {"type": ["string", "null"]},
+                    "notes": {"type": "array", "items": {"type": "string"}},
+                },
+                "if": {"properties": {"kind": {"const": "latency"}}},
+                "then": {
+                    "required": ["stdev", "iqr", "mad", "p50", "p90", "p99", "p999", "hdr"],
+                    "properties": {"unit": {"enum": ["s", "ms", "us", "ns"]}, "hdr": {"type": "string"}},
+                },
+                "else": {"properties": {"unit": {"const": "tasks/s"}}},
+            },
+        },
+        "fidelity": {
+            "type": "object",
+            "required": [
+                "timing_overhead", "timing_overhead_floor", "overhead_calls", "producer_capacity",
+                "producer_mode", "slowest_pool", "slowest_drain", "capacity_ratio", "generator_lag_max_s",
+            ],
+            "properties": {
+                "timing_overhead": _NUM,
+                "timing_overhead_floor": _NUM,
+                "overhead_calls": _INT,
+                "producer_capacity": _NUM_OR_NULL,
+                "producer_mode": {"type": ["string", "null"]},
+                "slowest_pool": {"type": ["string", "null"]},
+                "slowest_drain": _NUM_OR_NULL,
+                "capacity_ratio": _NUM_OR_NULL,
+                "generator_lag_max_s": _NUM_OR_NULL,
+            },
+        },
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        "reliability": {
+            "description": "null when the section was skipped or bench.faults is absent",
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "required": list(RELIABILITY_FIELDS),
+                "properties": {
+                    "pool": {"type": "string"},
+                    "scenario": {"type": "string"},
+                    "enqueued": _INT,
+                    "publish_errors": _INT,
+                    "executed_once": _INT,
+                    "duplicated": _INT,
+                    "lost": _INT,
+                    "recovery_seconds": _NUM_OR_NULL,
+                    "expected": {"type": "string"},
+                    "verdict": {"enum": ["ok", "deviation", "n/a"]},
+                    "note": {"type": "string"},
+                },
+            },
+        },
+    },
+}  # fmt: skip
+
+
+# -- JSON ------------------------------------------------------------------------------------------
+def _row(result: Result) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "scenario": result.scenario,
+        "title": result.title,
+        "pool": result.pool,
+        "concurrency": result.concurrency,
+    }
+    if result.latency is not None:
+        s = dataclasses.asdict(result.latency)
+        row["kind"] = "latency"
+        row["round_values"] = list(s.pop("round_medians"))
+    elif result.throughput is not None:
+        s = dataclasses.asdict(result.throughput)
+        row["kind"] = "throughput"
+        row["round_values"] = list(s.pop("round_rates"))
+    else:  # pragma: no cover - scenarios always fill one of them
+        raise ValueError(f"result {result.scenario!r} has no figures")
+    row.update(s)
+    row["floor_ratio"] = result.floor_ratio
+    row["notes"] = list(result.notes)
+    return row
+
+
+def _record(record: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return dataclasses.asdict(record)
+    return dict(record)
+
+
+def to_json(run: Run) -> dict[str, Any]:
+    """The report as plain data (validates against ``JSON_SCHEMA``)."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "kind": "celery-bench-report",
+        "context": dict(run.context),
+        "duration_s": run.duration_s,
+        "results": [_row(r) for r in run.results],
+        "fidelity": dataclasses.asdict(run.fidelity),
+        "warnings": list(run.warnings),
+        "reliability": None if run.reliability is None else [_record(r) for r in run.reliability],
+    }
+
+
+def write_json(run: Run, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(to_json(run), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+# -- table -----------------------------------------------------------------------------------------
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def grid(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A plain text table: left-aligned first columns, right-aligned numbers."""
+    rows = [list(r) for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            out.append(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+TABLE_HEADERS = (
+    "scenario", "pool", "n", "median", "IQR", "p90", "p99", "p99.9", "max", "unit", "x floor", "CV rounds",
+)  # fmt: skip
+
+
+def table(run: Run) -> str:
+    """One table: every figure, one row per scenario and pool."""
+    rows = []
+    for r in run.results:
+        pool = "-" if r.pool is None else f"{r.pool} x{r.concurrency}"
+        if r.latency is not None:
+            s = r.latency
+            rows.append([
+                r.scenario, pool, str(s.samples), _num(s.median), _num(s.iqr), _num(s.p90), _num(s.p99),
+                _num(s.p999), _num(s.max), s.unit,
+                "-" if r.floor_ratio is None else f"{r.floor_ratio:.2f}", _pct(s.cv_rounds),
+            ])  # fmt: skip
+        elif r.throughput is not None:
+            t = r.throughput
+            rows.append([
+                r.scenario, pool, str(t.samples), _num(t.median), "-", "-", "-", "-", _num(t.max), t.unit,
+                "-", _pct(t.cv_rounds),
+            ])  # fmt: skip
+    return grid(TABLE_HEADERS, rows)
+
+
+def fidelity_lines(run: Run) -> list[str]:
+    f = run.fidelity
+    lines = [
+        f"harness timing vs a bare loop ({f.overhead_calls} calls each): "
+        f"apply_async {f.timing_overhead:+.2%}, LPUSH floor {f.timing_overhead_floor:+.2%}",
+    ]
+    if f.capacity_ratio is not None:
+        lines.append(
+            f"producer capacity {_num(f.producer_capacity)} tasks/s ({f.producer_mode}) = "
+            f"{f.capacity_ratio:.1f}x the slowest drain ({f.slowest_pool}, {_num(f.slowest_drain)} tasks/s)"
+        )
+    if f.generator_lag_max_s is not None:
+        lines.append(f"open-loop generator: at most {f.generator_lag_max_s * 1e3:.1f} ms behind schedule")
+    return lines
+
+
+def reliability_table(records: Sequence[Any]) -> str:
+    """The reliability records as a table (generic: any dataclass or mapping with the known fields)."""
+    dicts = [_record(r) for r in records]
+    headers = [f for f in RELIABILITY_FIELDS if any(f in d for d in dicts)] or list(RELIABILITY_FIELDS)
+    extra = [k for d in dicts for k in d if k not in headers]
+    headers += list(dict.fromkeys(extra))
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return str(value)
+
+    return grid(headers, ([cell(d.get(h)) for h in headers] for d in dicts))
+
+
+def text(run: Run) -> str:
+    """The whole terminal report: table, fidelity, warnings, reliability."""
+    parts = [table(run), "", *fidelity_lines(run)]
+    for note in _notes(run.results):
+        parts.append(f"note: {note}")
+    for warning in run.warnings:
+        parts.append(f"WARNING: {warning}")
+    if run.reliability is not None:
+        parts += [
+            "",
+            "RELIABILITY",
+            reliability_table(run.reliability) if run.reliability else "(no records)",
+        ]
+    return "\n".join(parts)
+
+
+def _notes(results: Iterable[Result]) -> list[str]:
+    out = []
+    for r in results:
+        for note in r.notes:
+            where = r.scenario if r.pool is None else f"{r.scenario} {r.pool} x{r.concurrency}"
+            out.append(f"{where}: {note}")
+    return out
+
+
+# -- plots -----------------------------------------------------------------------------------------
+def _cdf_axis(ax: Any, series: Mapping[str, Sequence[float]], *, scale: float, unit: str, title: str) -> None:
+    from matplotlib.ticker import ScalarFormatter
+
+    for label, values in series.items():
+        if not values:
+            continue
+        points = stats.cdf(values)
+        ax.plot([v * scale for v, _ in points], [p for _, p in points], label=label, drawstyle="steps-post")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize="x-small")
+    ax.set_xlabel(unit)
+    ax.set_ylabel("fraction of tasks")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def plot(run: Run, path: Path) -> Path:
+    """Latency CDFs (enqueue, and end-to-end per pool) and throughput bars, to a PNG file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    try:
+        enqueue = {k.split(".", 1)[1]: v for k, v in run.samples.items() if k.startswith("enqueue.")}
+        _cdf_axis(axes[0][0], enqueue, scale=1e6, unit="us", title="enqueue latency per call (CDF)")
+        start = {k.split(":", 1)[1]: v for k, v in run.samples.items() if k.startswith("e2e.start:")}
+        _cdf_axis(axes[0][1], start, scale=1e3, unit="ms", title="open loop: enqueue -> task start (CDF)")
+        result = {k.split(":", 1)[1]: v for k, v in run.samples.items() if k.startswith("e2e.result:")}
+        _cdf_axis(
+            axes[1][0], result, scale=1e3, unit="ms", title="open loop: enqueue -> result available (CDF)"
+        )
+        bars = [r for r in run.results if r.throughput is not None]
+        ax = axes[1][1]
+        labels = [r.scenario if r.pool is None else f"drain {r.pool} x{r.concurrency}" for r in bars]
+        medians = [r.throughput.median for r in bars if r.throughput]
+        lows = [r.throughput.median - r.throughput.min for r in bars if r.throughput]
+        highs = [r.throughput.max - r.throughput.median for r in bars if r.throughput]
+        colors = ["tab:blue" if r.pool is None else "tab:orange" for r in bars]
+        ax.barh(labels, medians, xerr=[lows, highs], color=colors, capsize=3)
+        ax.set_xlabel("tasks/s (median of rounds, whiskers min..max)")
+        ax.set_title("throughput: producer (blue), worker drain per pool (orange)")
+        ax.invert_yaxis()
+        ax.grid(True, axis="x", alpha=0.3)
+        ctx = run.context
+        fig.suptitle(
+            f"celery {ctx.get('celery')} / kombu {ctx.get('kombu')} / redis-py {ctx.get('redis_py')} / "
+            f"Python {ctx.get('python')} on {ctx.get('machine')} x{ctx.get('cpu_count')}, "
+            f"{ctx.get('timestamp')}"
+        )
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+    finally:
+        plt.close(fig)
+    return path
+
+
+_CSS = "body{font-family:sans-serif;margin:2em;max-width:80em} pre{background:#f6f6f6;padding:1em}"
+
+
+def write_html(run: Run, path: Path, png: Path) -> Path:
+    """A self-contained HTML page: the plots (embedded PNG) and the text report."""
+    image = base64.b64encode(png.read_bytes()).decode("ascii")
+    ctx = html.escape(json.dumps(dict(run.context), indent=2))
+    title = html.escape(f"celery-bench {run.context.get('timestamp')}")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>{_CSS}</style>
+</head><body>
+<h1>celery-bench report</h1>
+<img alt="latency CDFs and throughput per pool" style="max-width:100%" src="data:image/png;base64,{image}">
+<h2>Figures</h2>
+<pre>{html.escape(text(run))}</pre>
+<h2>Context</h2>
+<pre>{ctx}</pre>
+</body></html>
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    return path

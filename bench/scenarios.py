@@ -1,0 +1,609 @@
+"""What the main job runs, in which order: the benchmark matrix (pools x measurements).
+
+1. enqueue latency of ``delay()`` and ``apply_async(ignore_result=True)``, with the raw ``LPUSH`` floor
+   of a same-size message measured in the same run, and the harness's own timing overhead;
+2. producer throughput from 1 thread, N threads and N processes;
+3. per pool (and concurrency), with one real worker: the drain rate of a pre-filled queue of no-op
+   tasks, then the open-loop end-to-end latency (enqueue -> task start, enqueue -> result available);
+4. the reliability section (``bench.faults``, another module), when it is there and not skipped.
+
+Results are immutable records (:class:`Result`, :class:`Fidelity`, :class:`Run`); ``bench.report``
+turns them into a table, JSON and plots. Every process started here is owned by a ``with`` block or a
+``finally`` clause, so an error or Ctrl-C leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import celery
+import kombu
+import redis
+
+from bench import defaults, loadgen, stats
+from bench.broker import Broker, from_option, redact
+from bench.procs import wait_for
+from bench.worker import PROJECT_ROOT, Worker, control_app
+
+CONTROL_TIMEOUT = 5.0
+"""Seconds a control command (add/cancel consumer) waits for the worker's reply."""
+
+DRAIN_TIMEOUT = 300.0
+"""Seconds one drain round may take before the run fails (a worker that stopped consuming)."""
+
+E2E_GRACE = 60.0
+"""Seconds after the last open-loop arrival that the results still have to arrive."""
+
+WORKER_LOGLEVEL = "WARNING"
+"""Log level of benchmark workers: the figures measure the pool, not one log line per task."""
+
+CAPACITY_TARGET = 3.0
+"""The producer should enqueue at least this many times faster than the slowest pool drains."""
+
+OVERHEAD_TARGET = 0.02
+"""The harness's per-call timing should add at most this fraction to the enqueue latency."""
+
+LAG_NOTE = 0.05
+"""Seconds behind schedule beyond which the open-loop generator's lag is noted in the report."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one run. ``QUICK`` still reports every figure, with fewer samples."""
+
+    enqueue_rounds: int
+    enqueue_per_round: int
+    overhead_blocks: int
+    overhead_per_block: int
+    producer_rounds: int
+    producer_per_thread: int
+    producer_parallel: int
+    drain_rounds: int
+    drain_tasks: int
+    e2e_rate: float
+    e2e_seconds: float
+    concurrency: Mapping[str, tuple[int, ...]]
+
+    @property
+    def e2e_count(self) -> int:
+        return max(1, round(self.e2e_rate * self.e2e_seconds))
+
+
+_PARALLEL = max(2, os.cpu_count() or 1)
+
+QUICK = Plan(
+    enqueue_rounds=5,
+    enqueue_per_round=200,
+    overhead_blocks=10,
+    overhead_per_block=60,
+    producer_rounds=3,
+    producer_per_thread=500,
+    producer_parallel=_PARALLEL,
+    drain_rounds=2,
+    drain_tasks=500,
+    e2e_rate=100.0,
+    e2e_seconds=5.0,
+    concurrency={
+        "solo": (1,),
+        "prefork": (defaults.WORKER_CONCURRENCY,),
+        "threads": (defaults.WORKER_CONCURRENCY,),
+    },
+)
+
+FULL = Plan(
+    enqueue_rounds=10,
+    enqueue_per_round=1000,
+    overhead_blocks=20,
+    overhead_per_block=100,
+    producer_rounds=5,
+    producer_per_thread=2000,
+    producer_parallel=_PARALLEL,
+    drain_rounds=5,
+    drain_tasks=3000,
+    e2e_rate=200.0,
+    e2e_seconds=30.0,
+    concurrency={"solo": (1,), "prefork": (2, 4), "threads": (2, 8)},
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user asked for (built by ``bench.cli``, or by hand: ``run(Options(...))``)."""
+
+    pools: tuple[str, ...]
+    broker_url: str | None = None
+    quick: bool = False
+    reliability: bool = True
+    plan: Plan | None = None
+
+    @property
+    def sizes(self) -> Plan:
+        return self.plan or (QUICK if self.quick else FULL)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row of the report: a scenario, on a pool (or on the producer side: ``pool=None``)."""
+
+    scenario: str
+    title: str
+    pool: str | None
+    concurrency: int | None
+    latency: stats.LatencySummary | None = None
+    throughput: stats.ThroughputSummary | None = None
+    floor_ratio: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Whether the harness distorts what it measures, measured in the same run."""
+
+    timing_overhead: float
+    timing_overhead_floor: float
+    overhead_calls: int
+    producer_capacity: float | None
+    producer_mode: str | None
+    slowest_pool: str | None
+    slowest_drain: float | None
+    capacity_ratio: float | None
+    generator_lag_max_s: float | None
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything one ``bench run`` measured, plus the raw samples the plots need."""
+
+    context: Mapping[str, Any]
+    results: tuple[Result, ...]
+    fidelity: Fidelity
+    warnings: tuple[str, ...]
+    reliability: tuple[Any, ...] | None
+    duration_s: float
+    samples: Mapping[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
+
+
+Progress = Callable[[str], None]
+
+
+class StepCounter:
+    """Numbers progress messages ``[k/N]``; ``note`` prints without advancing."""
+
+    def __init__(self, total: int, emit: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
+        self.total = total
+        self.done = 0
+        self.emit = emit
+        self.clock = clock
+        self.started = clock()
+
+    def step(self, message: str) -> None:
+        self.done += 1
+        self.emit(f"[{self.done:>2}/{self.total}] +{self.clock() - self.started:5.1f}s  {message}")
+
+    def note(self, message: str) -> None:
+        self.emit(f"        +{self.clock() - self.started:5.1f}s  {message}")
+
+
+def count_steps(options: Options) -> int:
+    sizes = options.sizes
+    cells = sum(len(sizes.concurrency.get(p, (1,))) for p in options.pools)
+    return 1 + 2 + 3 + cells * 3 + (1 if options.reliability else 0) + 1
+
+
+# -- the run -----------------------------------------------------------------------------------------
+def run(options: Options, *, progress: Progress = lambda message: None) -> Run:
+    """Run the matrix; returns the records (never prints: ``progress`` receives one line per step)."""
+    sizes = options.sizes
+    steps = StepCounter(count_steps(options), progress)
+    started = time.monotonic()
+    run_id = uuid.uuid4().hex[:10]
+    queue = f"celery-bench.{run_id}"
+    results: list[Result] = []
+    samples: dict[str, tuple[float, ...]] = {}
+    warnings: list[str] = []
+    lag_max = 0.0
+
+    broker = from_option(options.broker_url)
+    steps.step(f"broker: {'starting a private Redis' if broker.owned else 'checking ' + redact(broker.url)}")
+    with broker:
+        conn = broker.client()
+        try:
+            with loadgen.Client(broker.url, queue) as client:
+                message_bytes = loadgen.celery_message_bytes(client, conn)
+                enqueue, overhead = _enqueue(client, conn, queue, message_bytes, sizes, steps, samples)
+                results.extend(enqueue)
+                producer = _producer(client, broker.url, queue, conn, sizes, steps)
+                results.extend(producer)
+            drains: dict[tuple[str, int], float] = {}
+            for pool in options.pools:
+                for concurrency in sizes.concurrency.get(pool, (1,)):
+                    cell, lag = _pool_cell(
+                        broker, conn, queue, run_id, pool, concurrency, sizes, steps, samples
+                    )
+                    results.extend(cell)
+                    lag_max = max(lag_max, lag)
+                    drain = next(r for r in cell if r.scenario == "drain")
+                    assert drain.throughput is not None
+                    drains[(pool, concurrency)] = drain.throughput.median
+        finally:
+            if not broker.owned:
+                _cleanup_external(conn, queue, run_id)
+            conn.close()
+
+    reliability: tuple[Any, ...] | None = None
+    if options.reliability:
+        steps.step("reliability: fault scenarios (bench.faults)")
+        reliability = _reliability(options, steps.note)
+
+    fidelity = _fidelity(overhead, producer, drains, lag_max)
+    warnings.extend(_warnings(results, fidelity, sizes))
+    context = collect_context(broker=broker, options=options, message_bytes=message_bytes, queue=queue)
+    steps.step("done: rendering the report")
+    return Run(
+        context=context,
+        results=tuple(results),
+        fidelity=fidelity,
+        warnings=tuple(warnings),
+        reliability=reliability,
+        duration_s=time.monotonic() - started,
+        samples=samples,
+    )
+
+
+def _enqueue(
+    client: loadgen.Client,
+    conn: redis.Redis,
+    queue: str,
+    message_bytes: int,
+    sizes: Plan,
+    steps: StepCounter,
+    samples: dict[str, tuple[float, ...]],
+) -> tuple[list[Result], tuple[loadgen.Overhead, loadgen.Overhead]]:
+    scratch = f"{queue}.floor"
+    floor = loadgen.floor_call(conn, scratch, message_bytes)
+
+    def trim() -> None:  # keep the queues small between rounds (no worker consumes them yet)
+        conn.delete(scratch, queue)
+
+    n = sizes.enqueue_rounds * sizes.enqueue_per_round
+    steps.step(f"enqueue latency: {n} x LPUSH floor ({message_bytes} B), apply_async, delay")
+    measured: dict[str, list[list[float]]] = {}
+    for name, call in (
+        ("enqueue.floor", floor),
+        ("enqueue.apply_async", client.apply_async_ignore),
+        ("enqueue.delay", client.delay),
+    ):
+        measured[name] = loadgen.measure_latency(
+            call, rounds=sizes.enqueue_rounds, per_round=sizes.enqueue_per_round, between=trim
+        )
+        samples[name] = tuple(v for r in measured[name] for v in r)
+    steps.step("fidelity: per-call timing vs a bare loop (apply_async, floor)")
+    overhead = loadgen.timing_overhead(
+        client.apply_async_ignore, blocks=sizes.overhead_blocks, per_block=sizes.overhead_per_block
+    )
+    overhead_floor = loadgen.timing_overhead(  # the floor is ~7x cheaper: more calls, same time
+        floor, blocks=sizes.overhead_blocks, per_block=sizes.overhead_per_block * 5
+    )
+    trim()
+
+    floor_summary = stats.summarize_latency(measured["enqueue.floor"], what="enqueue.floor")
+    titles = {
+        "enqueue.floor": f"redis-py LPUSH {message_bytes} B (floor)",
+        "enqueue.apply_async": "apply_async(ignore_result=True)",
+        "enqueue.delay": "delay() (Redis result backend)",
+    }
+    out = []
+    for name, rounds in measured.items():
+        summary = floor_summary if name == "enqueue.floor" else stats.summarize_latency(rounds, what=name)
+        out.append(
+            Result(
+                scenario=name,
+                title=titles[name],
+                pool=None,
+                concurrency=None,
+                latency=summary,
+                floor_ratio=stats.ratio(summary.median, floor_summary.median),
+            )
+        )
+    return out, (overhead, overhead_floor)
+
+
+def _producer(
+    client: loadgen.Client, url: str, queue: str, conn: redis.Redis, sizes: Plan, steps: StepCounter
+) -> list[Result]:
+    n = sizes.producer_parallel
+    per = sizes.producer_per_thread
+    modes: list[tuple[str, str, Callable[[], tuple[int, float]]]] = [
+        (
+            "producer.1-thread",
+            "enqueue throughput, 1 thread",
+            lambda: loadgen.throughput_threads(lambda: client.apply_async_ignore, threads=1, per_thread=per),
+        ),
+        (
+            f"producer.{n}-threads",
+            f"enqueue throughput, {n} threads",
+            lambda: loadgen.throughput_threads(lambda: client.apply_async_ignore, threads=n, per_thread=per),
+        ),
+        (
+            f"producer.{n}-processes",
+            f"enqueue throughput, {n} processes",
+            lambda: loadgen.throughput_processes(url, queue, processes=n, per_process=per),
+        ),
+    ]
+    out = []
+    for name, title, measure in modes:
+        steps.step(f"producer throughput: {title} ({sizes.producer_rounds} rounds)")
+        rounds = []
+        for _ in range(sizes.producer_rounds):
+            rounds.append(measure())
+            conn.delete(queue)
+        out.append(
+            Result(
+                scenario=name,
+                title=title,
+                pool=None,
+                concurrency=None,
+                throughput=stats.summarize_throughput(rounds, what=name),
+            )
+        )
+    return out
+
+
+@contextlib.contextmanager
+def _consuming(control: celery.Celery, worker: Worker, queue: str) -> Iterator[None]:
+    """The worker consumes ``queue`` inside the block (control add/cancel consumer)."""
+    _control(control.control.add_consumer, queue, worker)
+    try:
+        yield
+    finally:
+        _control(control.control.cancel_consumer, queue, worker)
+
+
+def _control(command: Callable[..., Any], queue: str, worker: Worker) -> None:
+    replies = command(queue, destination=[worker.node], reply=True, timeout=CONTROL_TIMEOUT)
+    if not any(worker.node in reply for reply in replies or []):
+        raise RuntimeError(
+            f"worker {worker.node} did not answer {command.__name__}({queue!r}) within "
+            f"{CONTROL_TIMEOUT:g}s; last log lines:\n{worker.log_tail()}"
+        )
+
+
+def _wait_results(collector: loadgen.ResultCollector, count: int, timeout: float, what: str) -> None:
+    wait_for(lambda: collector.finished(count), timeout=timeout, what=what)
+
+
+def _pool_cell(
+    broker: Broker,
+    conn: redis.Redis,
+    queue: str,
+    run_id: str,
+    pool: str,
+    concurrency: int,
+    sizes: Plan,
+    steps: StepCounter,
+    samples: dict[str, tuple[float, ...]],
+) -> tuple[list[Result], float]:
+    label = f"{pool} x{concurrency}"
+    steps.step(f"{label}: starting a worker")
+    worker = Worker(
+        broker.url,
+        pool=pool,
+        concurrency=concurrency,
+        queues=(f"{queue}.idle",),
+        loglevel=WORKER_LOGLEVEL,
+        name=f"bench-{pool}{concurrency}-{run_id}",
+    )
+    control = control_app(broker.url)
+    try:
+        with worker, loadgen.Client(broker.url, queue, backend=False) as producer:
+            steps.step(f"{label}: drain {sizes.drain_rounds} x {sizes.drain_tasks} queued no-op tasks")
+            rounds = []
+            for r in range(sizes.drain_rounds):
+                prefix = f"{run_id}-drain-{pool}{concurrency}-{r}-"
+                ids = loadgen.task_ids(prefix, sizes.drain_tasks)
+                for task_id in ids:
+                    producer.send(loadgen.NOOP, task_id)
+                with loadgen.ResultCollector(conn, prefix) as collector, _consuming(control, worker, queue):
+                    _wait_results(
+                        collector, len(ids), DRAIN_TIMEOUT, f"{pool} worker to drain {len(ids)} tasks"
+                    )
+                rounds.append(loadgen.drain_rate(collector.outcomes()))
+            drain = stats.summarize_throughput(rounds, what=f"drain {label}")
+
+            steps.step(f"{label}: open loop, {sizes.e2e_rate:g} tasks/s for {sizes.e2e_seconds:g}s")
+            prefix = f"{run_id}-e2e-{pool}{concurrency}-"
+            ids = loadgen.task_ids(prefix, sizes.e2e_count)
+            generator = loadgen.OpenLoop(
+                lambda task_id: producer.send(loadgen.STAMP, task_id), rate=sizes.e2e_rate, count=len(ids)
+            )
+            with loadgen.ResultCollector(conn, prefix) as collector, _consuming(control, worker, queue):
+                sent = generator.run(ids)
+                _wait_results(
+                    collector, len(ids), E2E_GRACE, f"results of {len(ids)} open-loop tasks on {pool}"
+                )
+            to_start, to_result, missing = loadgen.e2e_latencies(sent, collector.outcomes())
+    finally:
+        control.close()
+
+    lag = loadgen.generator_lag(sent)
+    notes: list[str] = []
+    if missing:
+        notes.append(f"{len(missing)} of {len(sent)} tasks had no successful result")
+    if lag > LAG_NOTE:
+        notes.append(
+            f"the generator fell {lag * 1e3:.0f} ms behind schedule; latency still counts from the "
+            "intended enqueue time"
+        )
+    if sizes.e2e_rate >= drain.median:
+        notes.append(
+            f"arrival rate {sizes.e2e_rate:g}/s >= drain rate {drain.median:.0f}/s: the worker is "
+            "saturated and latency grows with the run's length"
+        )
+    key = f"{pool} x{concurrency}"
+    samples[f"e2e.start:{key}"] = tuple(to_start)
+    samples[f"e2e.result:{key}"] = tuple(to_result)
+    # Each open-loop arrival is its own round here: spread across rounds is the drain's business.
+    start_summary = stats.summarize_latency([to_start], unit="ms", what=f"e2e.start {label}")
+    result_summary = stats.summarize_latency([to_result], unit="ms", what=f"e2e.result {label}")
+    return [
+        Result("drain", "worker drain rate (pre-filled queue)", pool, concurrency, throughput=drain),
+        Result(
+            "e2e.start",
+            f"enqueue -> task start, open loop {sizes.e2e_rate:g}/s",
+            pool,
+            concurrency,
+            latency=start_summary,
+            notes=tuple(notes),
+        ),
+        Result(
+            "e2e.result",
+            f"enqueue -> result available, open loop {sizes.e2e_rate:g}/s",
+            pool,
+            concurrency,
+            latency=result_summary,
+        ),
+    ], lag
+
+
+def _cleanup_external(conn: redis.Redis, queue: str, run_id: str) -> None:
+    """On a broker the user gave, remove every key this run created (and nothing else)."""
+    with contextlib.suppress(redis.RedisError):
+        keys = [queue, f"{queue}.idle", f"{queue}.floor"]
+        keys += [f"_kombu.binding.{k}" for k in (queue, f"{queue}.idle")]
+        keys += [f"_kombu.binding_permanent.{k}" for k in (queue, f"{queue}.idle", f"{queue}.sizeprobe")]
+        conn.delete(*keys)
+        batch: list[bytes] = []
+        for key in conn.scan_iter(match=f"{loadgen.RESULT_PREFIX}{run_id}-*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                conn.delete(*batch)
+                batch.clear()
+        if batch:
+            conn.delete(*batch)
+
+
+def _reliability(options: Options, note: Progress) -> tuple[Any, ...] | None:
+    """The fault section from ``bench.faults``, if that module (and its entry point) is present."""
+    try:
+        from bench import faults  # noqa: PLC0415 - optional, owned by another module
+    except ImportError:
+        note("reliability: bench.faults is not installed; section skipped")
+        return None
+    section = getattr(faults, "reliability_section", None)
+    if section is None:
+        note("reliability: bench.faults has no reliability_section(); section skipped")
+        return None
+    records = section(list(options.pools), broker_url=options.broker_url, quick=options.quick, progress=note)
+    return tuple(records)
+
+
+def _fidelity(
+    overhead: tuple[loadgen.Overhead, loadgen.Overhead],
+    producer: list[Result],
+    drains: Mapping[tuple[str, int], float],
+    lag_max: float,
+) -> Fidelity:
+    best = max(producer, key=lambda r: r.throughput.median if r.throughput else 0.0, default=None)
+    capacity = best.throughput.median if best is not None and best.throughput is not None else None
+    slowest = min(drains.items(), key=lambda item: item[1], default=None)
+    return Fidelity(
+        timing_overhead=overhead[0].ratio,
+        timing_overhead_floor=overhead[1].ratio,
+        overhead_calls=overhead[0].calls,
+        producer_capacity=capacity,
+        producer_mode=best.scenario if best is not None else None,
+        slowest_pool=f"{slowest[0][0]} x{slowest[0][1]}" if slowest else None,
+        slowest_drain=slowest[1] if slowest else None,
+        capacity_ratio=stats.ratio(capacity, slowest[1]) if capacity is not None and slowest else None,
+        generator_lag_max_s=lag_max if drains else None,
+    )
+
+
+def _warnings(results: list[Result], fidelity: Fidelity, sizes: Plan) -> list[str]:
+    out = []
+    for r in results:
+        summary = r.latency or r.throughput
+        if summary is not None and summary.warning:
+            out.append(summary.warning)
+    if fidelity.capacity_ratio is not None:
+        if fidelity.capacity_ratio < 1.0:
+            out.append(
+                f"the producer cannot outrun the drain: {fidelity.producer_capacity:.0f} tasks/s enqueued vs "
+                f"{fidelity.slowest_drain:.0f} tasks/s drained by {fidelity.slowest_pool}; drain rates are "
+                "measured from a pre-filled queue, but open-loop rates above the producer's are unreachable"
+            )
+        elif fidelity.capacity_ratio < CAPACITY_TARGET:
+            out.append(
+                f"producer capacity is only {fidelity.capacity_ratio:.1f}x the slowest drain rate "
+                f"({fidelity.slowest_pool}); the target is >= {CAPACITY_TARGET:g}x"
+            )
+    if abs(fidelity.timing_overhead) > OVERHEAD_TARGET:
+        out.append(
+            f"per-call timing differs from a bare loop by {fidelity.timing_overhead:+.1%} "
+            f"(target within {OVERHEAD_TARGET:.0%}); the machine may be busy"
+        )
+    return out
+
+
+# -- context -----------------------------------------------------------------------------------------
+def git_commit() -> str | None:
+    """The repository's commit, with ``-dirty`` when tracked files changed; ``None`` outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}-dirty" if dirty else head
+
+
+def collect_context(*, broker: Broker, options: Options, message_bytes: int, queue: str) -> dict[str, Any]:
+    """Versions, machine, commit and run parameters: what a saved result needs to be comparable."""
+    sizes = options.sizes
+    return {
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "celery": celery.__version__,
+        "kombu": kombu.__version__,
+        "redis_py": redis.__version__,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "git_commit": git_commit(),
+        "broker": redact(broker.url),
+        "broker_private": broker.owned,
+        "pools": {p: list(sizes.concurrency.get(p, (1,))) for p in options.pools},
+        "quick": options.quick,
+        "plan": dataclasses.asdict(sizes)
+        | {"concurrency": {k: list(v) for k, v in sizes.concurrency.items()}},
+        "message_bytes": message_bytes,
+        "queue": queue,
+        "serializer": "json",
+        "worker_loglevel": WORKER_LOGLEVEL,
+        "argv": sys.argv[1:],
+    }

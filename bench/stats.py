@@ -1,0 +1,222 @@
+"""Statistics over benchmark samples: immutable summaries, no printing.
+
+Latencies are summarised with the median and its spread (IQR and MAD, computed exactly from the
+samples), tail percentiles read from an HDR histogram (``hdrhistogram``, 3 significant digits, values
+recorded in nanoseconds), and the coefficient of variation of the per-round medians. Throughputs are
+summarised per round (one rate per round) with their median and coefficient of variation.
+
+Following pyperf, a spread is *wide* when the standard deviation across rounds is at least 10% of their
+mean; the summary then carries a warning (a string) for the reporter to print. This module never prints.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hdrh.histogram import HdrHistogram
+
+WIDE_SPREAD = 0.10
+"""A spread is wide when stdev >= this fraction of the mean (pyperf's threshold)."""
+
+HDR_LOWEST_NS = 1
+"""Smallest value the HDR histogram tracks, in nanoseconds."""
+
+HDR_HIGHEST_NS = 3_600 * 1_000_000_000
+"""Largest value the HDR histogram tracks, in nanoseconds (one hour; larger values are clamped)."""
+
+HDR_DIGITS = 3
+"""Significant decimal digits the HDR histogram keeps (relative error <= 0.1%)."""
+
+UNIT_SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+"""Seconds -> unit multipliers for latency summaries."""
+
+
+class NoSamplesError(ValueError):
+    """A summary was asked for an empty sample set (a benchmark that measured nothing)."""
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """A latency distribution in ``unit``: exact median/IQR/MAD, HDR percentiles, spread across rounds."""
+
+    unit: str
+    samples: int
+    rounds: int
+    mean: float
+    stdev: float
+    min: float
+    median: float
+    iqr: float
+    mad: float
+    p50: float
+    p90: float
+    p99: float
+    p999: float
+    max: float
+    round_medians: tuple[float, ...]
+    cv_rounds: float | None
+    hdr: str
+    warning: str | None
+
+
+@dataclass(frozen=True)
+class ThroughputSummary:
+    """A rate in ``unit`` (e.g. tasks/s): one rate per round, their median and spread."""
+
+    unit: str
+    samples: int
+    rounds: int
+    median: float
+    mean: float
+    min: float
+    max: float
+    round_rates: tuple[float, ...]
+    cv_rounds: float | None
+    warning: str | None
+
+
+# -- plain statistics ------------------------------------------------------------------------------
+def quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values`` with linear interpolation (numpy's default method)."""
+    if not values:
+        raise NoSamplesError("quantile of no values")
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile {q!r} is outside 0..1")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def iqr(values: Sequence[float]) -> float:
+    """Interquartile range: the 75th minus the 25th percentile."""
+    return quantile(values, 0.75) - quantile(values, 0.25)
+
+
+def mad(values: Sequence[float]) -> float:
+    """Median absolute deviation from the median (unscaled)."""
+    if not values:
+        raise NoSamplesError("MAD of no values")
+    center = statistics.median(values)
+    return statistics.median(abs(v - center) for v in values)
+
+
+def coefficient_of_variation(values: Sequence[float]) -> float | None:
+    """Sample standard deviation over mean; ``None`` with fewer than two values or a zero mean."""
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    if mean == 0:
+        return None
+    return statistics.stdev(values) / mean
+
+
+def spread_warning(values: Sequence[float], *, what: str, unit: str) -> str | None:
+    """pyperf's check: a warning when the stdev of ``values`` is >= 10% of their mean."""
+    cv = coefficient_of_variation(values)
+    if cv is None or cv < WIDE_SPREAD:
+        return None
+    mean = statistics.fmean(values)
+    return (
+        f"{what}: wide spread across rounds: stdev {statistics.stdev(values):.4g} {unit} is "
+        f"{cv:.0%} of the mean {mean:.4g} {unit} (>= {WIDE_SPREAD:.0%}); the machine may be busy, "
+        "rerun or add rounds"
+    )
+
+
+def ratio(value: float, reference: float) -> float | None:
+    """``value / reference``, or ``None`` when the reference is zero."""
+    return None if reference == 0 else value / reference
+
+
+# -- HDR histogram ---------------------------------------------------------------------------------
+def histogram(samples_s: Sequence[float]) -> HdrHistogram:
+    """An HDR histogram of ``samples_s`` (seconds), recorded in integer nanoseconds."""
+    hist = HdrHistogram(HDR_LOWEST_NS, HDR_HIGHEST_NS, HDR_DIGITS)
+    for value in samples_s:
+        ns = min(max(round(value * 1e9), HDR_LOWEST_NS), HDR_HIGHEST_NS)
+        hist.record_value(ns)
+    return hist
+
+
+def hdr_percentile(hist: HdrHistogram, percent: float, *, unit: str) -> float:
+    """The ``percent`` percentile (0..100) of ``hist`` in ``unit``."""
+    return hist.get_value_at_percentile(percent) / 1e9 * UNIT_SCALE[unit]
+
+
+def cdf(samples: Sequence[float], *, points: int = 200) -> tuple[tuple[float, float], ...]:
+    """At most ``points`` (value, cumulative fraction) pairs of the empirical CDF, for plotting."""
+    if not samples:
+        raise NoSamplesError("CDF of no samples")
+    ordered = sorted(samples)
+    n = len(ordered)
+    step = max(1, n // points)
+    idx = list(range(step - 1, n, step))
+    if idx[-1] != n - 1:
+        idx.append(n - 1)
+    return tuple((ordered[i], (i + 1) / n) for i in idx)
+
+
+# -- summaries -------------------------------------------------------------------------------------
+def summarize_latency(
+    rounds: Sequence[Sequence[float]], *, unit: str = "us", what: str = "latency"
+) -> LatencySummary:
+    """Summarise per-call latencies given in **seconds**, grouped by round, in ``unit``.
+
+    Raises :class:`NoSamplesError` when there is no sample at all: a benchmark that measured nothing
+    is an error, not an empty row.
+    """
+    if unit not in UNIT_SCALE:
+        raise ValueError(f"unknown unit {unit!r}: choose one of {', '.join(UNIT_SCALE)}")
+    scale = UNIT_SCALE[unit]
+    kept = [list(r) for r in rounds if len(r)]
+    flat = [v * scale for r in kept for v in r]
+    if not flat:
+        raise NoSamplesError(f"{what}: no samples were measured")
+    hist = histogram([v for r in kept for v in r])
+    medians = tuple(statistics.median(r) * scale for r in kept)
+    return LatencySummary(
+        unit=unit,
+        samples=len(flat),
+        rounds=len(kept),
+        mean=statistics.fmean(flat),
+        stdev=statistics.stdev(flat) if len(flat) > 1 else 0.0,
+        min=min(flat),
+        median=statistics.median(flat),
+        iqr=iqr(flat),
+        mad=mad(flat),
+        p50=hdr_percentile(hist, 50, unit=unit),
+        p90=hdr_percentile(hist, 90, unit=unit),
+        p99=hdr_percentile(hist, 99, unit=unit),
+        p999=hdr_percentile(hist, 99.9, unit=unit),
+        max=max(flat),
+        round_medians=medians,
+        cv_rounds=coefficient_of_variation(medians),
+        hdr=hist.encode().decode("ascii"),
+        warning=spread_warning(medians, what=f"{what} (median per round)", unit=unit),
+    )
+
+
+def summarize_throughput(
+    rounds: Sequence[tuple[int, float]], *, unit: str = "tasks/s", what: str = "throughput"
+) -> ThroughputSummary:
+    """Summarise rounds given as ``(count, seconds)`` pairs into rates in ``unit``."""
+    rates = tuple(count / seconds for count, seconds in rounds if count > 0 and seconds > 0)
+    if not rates:
+        raise NoSamplesError(f"{what}: no round completed any work (rounds: {list(rounds)!r})")
+    return ThroughputSummary(
+        unit=unit,
+        samples=sum(count for count, _ in rounds),
+        rounds=len(rates),
+        median=statistics.median(rates),
+        mean=statistics.fmean(rates),
+        min=min(rates),
+        max=max(rates),
+        round_rates=rates,
+        cv_rounds=coefficient_of_variation(rates),
+        warning=spread_warning(rates, what=what, unit=unit),
+    )
