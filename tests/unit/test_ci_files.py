@@ -1,0 +1,292 @@
+"""The CI workflow, the compose stack and tox agree with each other and with their schemas.
+
+No Docker engine and no GitHub here: the files are validated by check-jsonschema's vendored schemas
+(offline), each with a broken copy it must reject, and then checked for consistency: every tox env the
+workflow calls exists, the matrix has exactly the pools the harness offers per platform, the compose
+workers cover every pool with a healthcheck that pings their own node, and the env contract holds.
+"""
+
+from __future__ import annotations
+
+import configparser
+import fnmatch
+import importlib.util
+import itertools
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from bench import defaults, pools
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+COMPOSE = ROOT / "docker-compose.yml"
+CHECK_TIMEOUT = 120.0
+"""Seconds one check-jsonschema or tox run may take (they are offline; this only bounds a hang)."""
+
+RUNNER_PLATFORM = {"ubuntu-latest": "linux", "windows-latest": "win32"}
+NON_TOX_JOBS = {"compose"}  # drives `docker compose` itself; every other job is one tox env
+
+
+def load_yaml(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text())
+
+
+def check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=CHECK_TIMEOUT,
+    )
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """``py3{11,12}-{a,b}`` -> ``py311-a, py311-b, py312-a, py312-b`` (tox's generative envlist)."""
+    parts = re.split(r"\{([^}]*)\}", pattern)
+    choices = [[p] if i % 2 == 0 else p.split(",") for i, p in enumerate(parts)]
+    return ["".join(combo) for combo in itertools.product(*choices)]
+
+
+def envlist_from_ini() -> list[str]:
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(ROOT / "tox.ini")
+    # Entries are separated by newlines, or by commas outside braces.
+    entries = re.split(r"\n|,(?![^{]*\})", ini["tox"]["envlist"])
+    return [env for entry in entries if entry.strip() for env in expand_braces(entry.strip())]
+
+
+@pytest.fixture(scope="module")
+def tox_envs() -> list[str]:
+    """``tox -l`` when tox is installed (the dev extra), else tox.ini's envlist expanded the same way."""
+    if importlib.util.find_spec("tox") is None:
+        return envlist_from_ini()
+    listed = subprocess.run(
+        [sys.executable, "-m", "tox", "-l"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=CHECK_TIMEOUT,
+        check=True,
+    ).stdout.split()
+    assert listed == envlist_from_ini(), "the fallback expansion must match tox itself"
+    return listed
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[str, Any]:
+    assert [p.name for p in WORKFLOWS] == ["ci.yml"]
+    return load_yaml(WORKFLOWS[0])
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_yaml(COMPOSE)
+
+
+# -- schemas -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("schema", ["vendor.github-workflows", "custom.github-workflows-require-timeout"])
+def test_workflow_matches_the_schema(schema):
+    for path in WORKFLOWS:
+        result = check_jsonschema(schema, path)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_workflow_schema_rejects_a_broken_workflow(tmp_path: Path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  test:\n    steps:\n      - run: tox\n")  # no runs-on
+    result = check_jsonschema("vendor.github-workflows", broken)
+    assert result.returncode == 1, result.stdout + result.stderr
+
+
+def test_compose_matches_the_compose_spec():
+    result = check_jsonschema("vendor.compose-spec", COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_schema_rejects_an_unknown_condition(tmp_path: Path):
+    text = COMPOSE.read_text()
+    assert "condition: service_healthy" in text
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(text.replace("condition: service_healthy", "condition: service_happy", 1))
+    result = check_jsonschema("vendor.compose-spec", broken)
+    assert result.returncode == 1, result.stdout + result.stderr
+
+
+# -- the workflow --------------------------------------------------------------------------------------
+
+
+def matrix_cells(job: dict[str, Any]) -> list[dict[str, Any]]:
+    matrix = dict(job["strategy"]["matrix"])
+    excludes = matrix.pop("exclude", [])
+    assert "include" not in matrix, "extend matrix_cells() before using include"
+    keys = list(matrix)
+    cells = [dict(zip(keys, values, strict=True)) for values in itertools.product(*matrix.values())]
+    return [c for c in cells if not any(all(c[k] == v for k, v in ex.items()) for ex in excludes)]
+
+
+def substitute(text: str, cell: dict[str, Any]) -> str:
+    def value(match: re.Match[str]) -> str:
+        found: Any = cell
+        for part in match.group(1).split("."):
+            found = found[part]
+        return str(found)
+
+    return re.sub(r"\$\{\{\s*matrix\.([\w.]+)\s*\}\}", value, text)
+
+
+def tox_calls(job: dict[str, Any], cell: dict[str, Any] | None = None) -> list[str]:
+    runs = [substitute(step.get("run", ""), cell or {}) for step in job["steps"]]
+    return [env for run in runs for env in re.findall(r"\btox -e ([\w.-]+)", run)]
+
+
+def test_every_tox_env_the_workflow_calls_exists(workflow, tox_envs):
+    called: set[str] = set()
+    for name, job in workflow["jobs"].items():
+        cells = matrix_cells(job) if "strategy" in job else [None]
+        for cell in cells:
+            envs = tox_calls(job, cell)
+            assert envs or name in NON_TOX_JOBS, f"job {name} runs no tox env"
+            called.update(envs)
+    assert called <= set(tox_envs), f"not in tox -l: {sorted(called - set(tox_envs))}"
+    assert {"lint", "bench", "docker"} <= called
+    assert set(tox_envs) <= called, f"tox envs no CI job runs: {sorted(set(tox_envs) - called)}"
+
+
+def test_matrix_runs_each_platforms_pools_on_every_python(workflow):
+    cells = matrix_cells(workflow["jobs"]["test"])
+    for runner, platform in RUNNER_PLATFORM.items():
+        for python in ("3.11", "3.12", "3.13"):
+            got = [c["pool"] for c in cells if c["os"] == runner and c["python"]["version"] == python]
+            assert got == pools.available(platform), (runner, python)
+    for cell in cells:  # the tox env's Python is the cell's Python
+        assert cell["python"]["tox"] == "py" + cell["python"]["version"].replace(".", "")
+
+
+def test_prefork_exclusion_says_why(workflow):
+    text = WORKFLOWS[0].read_text()
+    exclude = text[text.index("exclude:") : text.index("pool: prefork", text.index("exclude:"))]
+    assert "not enough values to unpack" in exclude and "fork()" in exclude
+
+
+def test_each_cell_gets_a_redis(workflow):
+    steps = workflow["jobs"]["test"]["steps"]
+    linux = [s for s in steps if s.get("if") == "runner.os == 'Linux'"]
+    windows = [s for s in steps if s.get("if") == "runner.os == 'Windows'"]
+    assert any("apt-get install" in s["run"] and "redis-server" in s["run"] for s in linux)
+    assert any("memurai" in s["run"] and "BENCH_BROKER_URL=redis://" in s["run"] for s in windows)
+    external = workflow["jobs"]["external-broker"]
+    assert "redis" in external["services"]
+    assert any(s.get("env", {}).get("BENCH_BROKER_URL") for s in external["steps"])
+
+
+def test_benchmarks_upload_what_tox_bench_writes(workflow):
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(ROOT / "tox.ini")
+    written = re.search(r"--benchmark-json=(\S+)", ini["testenv:bench"]["commands"])
+    assert written is not None
+    job = workflow["jobs"]["benchmarks"]
+    uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert [s["with"]["path"] for s in uploads] == [written.group(1)]
+    gate = " ".join(s.get("run", "") for s in job["steps"])
+    assert "--benchmark-compare " in gate and "--benchmark-compare-fail=" in gate
+
+
+def test_linux_only_jobs_run_on_linux(workflow):
+    for name in ("lint", "benchmarks", "container", "compose", "external-broker"):
+        assert workflow["jobs"][name]["runs-on"] == "ubuntu-latest", name
+
+
+# -- the compose stack ---------------------------------------------------------------------------------
+
+
+def option(command: list[str], name: str) -> str | None:
+    for arg in command:
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def workers(compose: dict[str, Any], *, profiled: bool = False) -> dict[str, dict[str, Any]]:
+    return {
+        name: svc
+        for name, svc in compose["services"].items()
+        if svc.get("command", [None])[:4] == ["celery", "-A", "tasks", "worker"]
+        and bool(svc.get("profiles")) == profiled
+    }
+
+
+def test_one_worker_per_pool(compose):
+    pools_run = sorted(option(svc["command"], "pool") or "" for svc in workers(compose).values())
+    assert pools_run == sorted(defaults.POOLS_ALL)
+
+
+def test_each_worker_is_healthy_only_when_its_own_node_answers(compose):
+    for name, svc in {**workers(compose), **workers(compose, profiled=True)}.items():
+        node = option(svc["command"], "hostname")
+        assert node and node.split("@", 1)[1] == svc["hostname"], f"{name}: node name must be fixed"
+        test = svc["healthcheck"]["test"]
+        assert test[:6] == ["CMD", "celery", "-A", "tasks", "inspect", "ping"], name
+        assert test[test.index("-d") + 1] == node, f"{name}: healthcheck pings another node"
+        assert svc["depends_on"]["redis"] == {"condition": "service_healthy"}, name
+
+
+def test_the_main_job_waits_for_every_healthy_worker(compose):
+    bench = compose["services"]["bench"]
+    assert bench["command"][:4] == ["python", "-m", "bench", "run"]
+    needed = {"redis", *workers(compose)}
+    assert set(bench["depends_on"]) == needed
+    for dep in needed:
+        assert bench["depends_on"][dep] == {"condition": "service_healthy"}
+        assert "healthcheck" in compose["services"][dep], dep
+
+
+def test_env_contract_names_services_of_this_file(compose):
+    broker_db = set()
+    for name, svc in compose["services"].items():
+        if name in ("redis", "rabbitmq"):
+            continue
+        env = svc["environment"]
+        for var in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+            host = re.match(r"^\w+://(?:[^@/]*@)?([\w-]+):\d+/", env[var])
+            assert host and host.group(1) in compose["services"], f"{name}: {var}={env[var]}"
+        if name in workers(compose):
+            broker_db.add(env["CELERY_BROKER_URL"].rsplit("/", 1)[1])
+    bench = compose["services"]["bench"]["command"]
+    job_url = bench[bench.index("--broker-url") + 1]
+    assert job_url.startswith("redis://redis:6379/")
+    # The job's own workers must not share a database (hence queues) with the standing ones.
+    assert job_url.rsplit("/", 1)[1] not in broker_db
+
+
+def test_rabbitmq_is_optional(compose):
+    assert compose["services"]["rabbitmq"]["profiles"] == ["rabbitmq"]
+    for name, svc in workers(compose, profiled=True).items():
+        assert svc["environment"]["CELERY_BROKER_URL"].startswith("amqp://"), name
+        assert svc["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+
+
+def test_the_image_builds_from_this_checkout():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^FROM python:(\d+)\.(\d+)", dockerfile, re.MULTILINE)
+    assert base is not None
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    minimum = re.search(r'requires-python = ">=(\d+)\.(\d+)"', pyproject)
+    assert minimum is not None
+    assert tuple(map(int, base.groups())) >= tuple(map(int, minimum.groups()))
+    assert "pip install '.[test]'" in dockerfile
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for needed in ("pyproject.toml", "README.md", "bench/worker.py", "tasks/__init__.py", "conftest.py"):
+        hits = [p for p in ignored if fnmatch.fnmatch(needed, p) or needed.startswith(p.rstrip("/") + "/")]
+        assert not hits, f".dockerignore drops {needed} (via {hits}) but the image needs it"
