@@ -1,0 +1,100 @@
+"""bench.cli: option parsing and the bad-input paths (no benchmark runs, no server needed)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from bench import cli, report, scenarios
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """Bad input must be refused before anything starts: running the matrix is a test failure."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the benchmark matrix started despite bad input")
+
+    monkeypatch.setattr(scenarios, "run", refuse)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_unknown_pool(no_run, capsys):
+    assert cli.main(["run", "--pool", "gevent", "--json", "/tmp/unused.json"]) == cli.EXIT_USAGE
+    line = _one_line_error(capsys)
+    assert "--pool" in line and "'gevent'" in line and "choose one of solo, prefork, threads" in line
+
+
+def test_unreachable_broker(no_run, capsys, tmp_path):
+    code = cli.main(["run", "--broker-url", "redis://127.0.0.1:1/0", "--json", str(tmp_path / "r.json")])
+    assert code == cli.EXIT_USAGE
+    line = _one_line_error(capsys)
+    assert "--broker-url" in line and "cannot reach broker" in line and "pass another --broker-url" in line
+
+
+def test_broker_that_is_not_redis(no_run, capsys, tmp_path):
+    code = cli.main(["run", "--broker-url", "amqp://guest@localhost//", "--json", str(tmp_path / "r.json")])
+    assert code == cli.EXIT_USAGE
+    assert "use redis://HOST:PORT/DB" in _one_line_error(capsys)
+
+
+def test_json_path_under_a_file(no_run, capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert cli.main(["run", "--json", str(blocker / "r.json")]) == cli.EXIT_USAGE
+    line = _one_line_error(capsys)
+    assert "--json" in line and "choose a writable path" in line
+
+
+def test_json_path_is_a_directory(no_run, capsys, tmp_path):
+    assert cli.main(["run", "--json", str(tmp_path)]) == cli.EXIT_USAGE
+    assert "is a directory" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--rate", "-5"), ("--rate", "fast"), ("--samples", "0"), ("--samples", "1.5"), ("--duration", "nan")],
+)
+def test_bad_numbers(no_run, capsys, option, value):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", option, value])
+    assert exc.value.code == cli.EXIT_USAGE
+    line = _one_line_error(capsys)
+    assert option in line and repr(value) in line and "--help" in line
+
+
+def test_plan_overrides_apply_to_the_chosen_plan():
+    args = cli.build_parser().parse_args(["run", "--quick", "--rate", "50", "--samples", "10"])
+    plan = cli._plan(args)
+    assert plan.e2e_rate == 50.0 and plan.enqueue_per_round == 10
+    assert plan.drain_tasks == scenarios.QUICK.drain_tasks
+    full = cli._plan(cli.build_parser().parse_args(["run"]))
+    assert full == scenarios.FULL
+
+
+def test_default_json_path():
+    assert (
+        cli.default_json_path(datetime(2025, 3, 4, 5, 6, 7)).as_posix()
+        == "reports/bench-20250304-050607.json"
+    )
+
+
+def test_schema_command_prints_the_schema(capsys):
+    assert cli.main(["schema"]) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out) == report.JSON_SCHEMA
+
+
+def test_interrupt_exits_130(monkeypatch, capsys, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scenarios, "run", interrupted)
+    assert cli.main(["run", "--quick", "--json", str(tmp_path / "r.json")]) == cli.EXIT_INTERRUPTED
+    assert "interrupted" in capsys.readouterr().err.strip().splitlines()[-1]
