@@ -1,0 +1,144 @@
+"""The main job, ``python -m bench run``, as a user runs it: a real private Redis and real workers.
+
+One ``--quick`` run over the session's pools (``--pool``; default all) checks the report end to end
+(every figure for every pool, the JSON schema, plots) and that nothing is left behind; Ctrl-C in the
+middle of a pool's benchmark exits 130 with every process reaped; bad input exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from bench import defaults, report
+from bench.procs import harness_processes, wait_for
+from bench.pytest_plugin import selected_pools
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK_TIMEOUT = 300.0
+"""Seconds the --quick run may take here (it takes well under a minute per pool on 2 cores)."""
+
+EXIT_TIMEOUT = 60.0
+"""Seconds the job has to exit after Ctrl-C."""
+
+
+def _job_env(tmp_path: Path) -> tuple[dict[str, str], str]:
+    run_id = f"main-job-{uuid.uuid4().hex[:10]}"
+    env = dict(os.environ)
+    env[defaults.RUN_MARKER_ENV] = run_id
+    env["TMPDIR"] = str(tmp_path)  # the job's temporary directories land here, where we can count them
+    env.pop("BENCH_BROKER_URL", None)
+    return env, run_id
+
+
+def _leftovers(tmp_path: Path, run_id: str) -> tuple[list[int], list[str]]:
+    procs = [p.pid for p in harness_processes(run_id)]
+    dirs = sorted(p.name for p in tmp_path.glob(f"{defaults.TEMP_PREFIX}*"))
+    return procs, dirs
+
+
+def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
+    pools = selected_pools(request.config)
+    out = tmp_path / "out" / "bench.json"
+    env, run_id = _job_env(tmp_path)
+    argv = [sys.executable, "-m", "bench", "run", "--quick", "--no-reliability", "--json", str(out)]
+    for pool in pools:
+        argv += ["--pool", pool]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=QUICK_TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    doc = json.loads(out.read_text())
+    jsonschema.Draft202012Validator(report.JSON_SCHEMA).validate(doc)
+    assert doc["context"]["pools"].keys() == set(pools) and doc["context"]["quick"] is True
+    assert doc["reliability"] is None
+    rows = {(r["scenario"], r["pool"]): r for r in doc["results"]}
+    producer = {"enqueue.floor", "enqueue.apply_async", "enqueue.delay"}
+    assert producer <= {s for s, p in rows if p is None}
+    assert {s for s, p in rows if s.startswith("producer.")} >= {"producer.1-thread"}
+    assert len([s for s, p in rows if s.startswith("producer.")]) == 3
+    for pool in pools:
+        assert {s for s, p in rows if p == pool} == {"drain", "e2e.start", "e2e.result"}, pool
+        start, result = rows[("e2e.start", pool)], rows[("e2e.result", pool)]
+        assert (
+            start["samples"]
+            == result["samples"]
+            == doc["context"]["plan"]["e2e_rate"] * doc["context"]["plan"]["e2e_seconds"]
+        )
+        # Per task the result is published after the task started, so the distributions are ordered.
+        assert result["median"] >= start["median"] and result["max"] >= start["max"]
+    # The floor is measured in the same run, on the same Redis, with a message of the same size:
+    # a Celery enqueue does strictly more work than one LPUSH.
+    assert rows[("enqueue.delay", None)]["floor_ratio"] > 1
+    assert rows[("enqueue.apply_async", None)]["floor_ratio"] > 1
+    assert rows[("enqueue.floor", None)]["floor_ratio"] == 1
+    assert doc["context"]["message_bytes"] > 100
+    assert doc["fidelity"]["capacity_ratio"] is not None
+
+    table = done.stdout
+    for scenario, pool in rows:
+        assert any(
+            line.startswith(scenario) and (pool is None or pool in line) for line in table.splitlines()
+        )
+    assert "harness timing vs a bare loop" in table and "producer capacity" in table
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "data:image/png;base64," in out.with_suffix(".html").read_text()
+    progress = [line for line in done.stderr.splitlines() if line.startswith("[")]
+    assert progress and progress[-1].startswith(f"[{len(progress):>2}/{len(progress)}]")
+
+    procs, dirs = _leftovers(tmp_path, run_id)
+    assert procs == [] and dirs == [], (procs, dirs)
+
+
+def test_ctrl_c_mid_run_reaps_everything_and_exits_130(tmp_path):
+    env, run_id = _job_env(tmp_path)
+    argv = [sys.executable, "-m", "bench", "run", "--quick", "--no-reliability", "--pool", "solo",
+            "--no-plots", "--json", str(tmp_path / "r.json")]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_for(
+            lambda: any("solo x1: drain" in line for line in lines) or proc.poll() is not None,
+            timeout=QUICK_TIMEOUT,
+            what="the job to reach the solo drain",
+        )
+        assert proc.poll() is None, "".join(lines)
+        assert harness_processes(run_id), "the worker and the broker should be running now"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=EXIT_TIMEOUT) == 130, "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
+        proc.stderr.close()
+    assert "interrupted" in lines[-1]
+    assert not (tmp_path / "r.json").exists()
+    procs, dirs = _leftovers(tmp_path, run_id)
+    assert procs == [] and dirs == [], (procs, dirs)
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path):
+    env, run_id = _job_env(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--pool", "eventlet"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
+    assert "unknown pool 'eventlet'" in done.stderr
+    assert _leftovers(tmp_path, run_id) == ([], [])
