@@ -361,7 +361,7 @@ def _producer(
 
 
 @contextlib.contextmanager
-def _consuming(control: celery.Celery, worker: Worker, queue: str) -> Iterator[None]:
+def consuming(control: celery.Celery, worker: Worker, queue: str) -> Iterator[None]:
     """The worker consumes ``queue`` inside the block (control add/cancel consumer)."""
     _control(control.control.add_consumer, queue, worker)
     try:
@@ -379,7 +379,7 @@ def _control(command: Callable[..., Any], queue: str, worker: Worker) -> None:
         )
 
 
-def _wait_results(collector: loadgen.ResultCollector, count: int, timeout: float, what: str) -> None:
+def wait_results(collector: loadgen.ResultCollector, count: int, timeout: float, what: str) -> None:
     wait_for(lambda: collector.finished(count), timeout=timeout, what=what)
 
 
@@ -414,8 +414,8 @@ def _pool_cell(
                 ids = loadgen.task_ids(prefix, sizes.drain_tasks)
                 for task_id in ids:
                     producer.send(loadgen.NOOP, task_id)
-                with loadgen.ResultCollector(conn, prefix) as collector, _consuming(control, worker, queue):
-                    _wait_results(
+                with loadgen.ResultCollector(conn, prefix) as collector, consuming(control, worker, queue):
+                    wait_results(
                         collector, len(ids), DRAIN_TIMEOUT, f"{pool} worker to drain {len(ids)} tasks"
                     )
                 rounds.append(loadgen.drain_rate(collector.outcomes()))
@@ -427,9 +427,9 @@ def _pool_cell(
             generator = loadgen.OpenLoop(
                 lambda task_id: producer.send(loadgen.STAMP, task_id), rate=sizes.e2e_rate, count=len(ids)
             )
-            with loadgen.ResultCollector(conn, prefix) as collector, _consuming(control, worker, queue):
+            with loadgen.ResultCollector(conn, prefix) as collector, consuming(control, worker, queue):
                 sent = generator.run(ids)
-                _wait_results(
+                wait_results(
                     collector, len(ids), E2E_GRACE, f"results of {len(ids)} open-loop tasks on {pool}"
                 )
             to_start, to_result, missing = loadgen.e2e_latencies(sent, collector.outcomes())
