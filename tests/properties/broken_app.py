@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from celery import chain
 from celery.app.autoretry import add_autoretry_behaviour
 
 from tasks import add, app, canvas, ledger
@@ -66,6 +67,29 @@ def _failure_swallowed() -> None:
     canvas.fail_on.run = broken
 
 
+def _failure_runs_rest() -> None:
+    """``fail_on`` raises as it should, but first starts the rest of its chain itself.
+
+    The chain's own result still fails (the restarted steps get new ids): only the ledger, read once
+    the worker is idle, shows that later steps ran.
+    """
+    task = canvas.fail_on
+
+    def broken(x, bad, key):
+        ledger.record(key, f"fail_on:{x}")
+        if x == bad:
+            rest = [
+                app.signature(d["task"], args=d["args"], kwargs=d["kwargs"])
+                for d in reversed(task.request.chain or [])
+            ]
+            if rest:
+                chain(*rest).apply_async((x,))
+            raise canvas.StepError(f"fail_on: refused input {x}")
+        return x
+
+    task.run = broken
+
+
 VARIANTS = {
     "chain-drops-argument": _chain_drops_argument,
     "autoretry-wrong-exception": _autoretry_wrong_exception,
@@ -73,6 +97,7 @@ VARIANTS = {
     "retry-ignores-countdown": _retry_ignores_countdown,
     "chord-drops-element": _chord_drops_element,
     "failure-swallowed": _failure_swallowed,
+    "failure-runs-rest": _failure_runs_rest,
 }
 """Each broken variant of worker behaviour, by the name ``BROKEN_VARIANT`` selects."""
 

@@ -31,14 +31,14 @@ per-example keys are made inside each test body."""
 
 settings.register_profile(
     "ci",
-    max_examples=8,
+    max_examples=20,
     derandomize=True,  # the same examples on every run: a CI failure reproduces locally
     database=None,  # nothing saved or replayed between runs
     deadline=None,
     print_blob=True,
 )
-settings.register_profile("dev", max_examples=25, deadline=None, print_blob=True)
-settings.register_profile("thorough", max_examples=200, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=40, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=300, deadline=None, print_blob=True)
 
 
 def load(name: str) -> None:
@@ -67,4 +67,5 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"properties: hypothesis profile {settings.get_current_profile_name()!r} ({PROFILE_ENV})"
+    source = "--hypothesis-profile" if config.getoption("hypothesis_profile", None) else PROFILE_ENV
+    return f"properties: hypothesis profile {settings.get_current_profile_name()!r} (from {source})"

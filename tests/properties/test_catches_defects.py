@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from . import checks, strategies
 from .model import Step
-from .strategies import AutoretryCase, ChainCase, CountdownCase, GroupCase, RetryCase
+from .strategies import AutoretryCase, ChainCase, CountdownCase, FailCase, GroupCase, RetryCase
 from .target import Target
 
 pytestmark = pytest.mark.properties
@@ -81,6 +81,12 @@ DEFECTS = {
         strategies.failing_chains(),
         lambda case: case.start == 0 and case.steps == () and case.position == 0 and case.fails,
         "a chain of only the failing step returns instead of raising",
+    ),
+    "failure-runs-rest": Defect(
+        checks.failing_step_stops_chain,
+        strategies.failing_chains(),
+        lambda case: case == FailCase(0, (Step("add", 0),), position=0, fails=True, offset=1),
+        "a failing first step followed by one step: the ledger shows that step ran",
     ),
 }
 

@@ -39,7 +39,7 @@ def test_autoretry_retries_only_the_listed_error(app, worker, case):
     checks.autoretry_only_listed(_target(app, worker), case)
 
 
-@settings(suppress_health_check=FIXTURES_OK, max_examples=examples(0.5))
+@settings(suppress_health_check=FIXTURES_OK, max_examples=examples(0.3))
 @given(case=strategies.backoffs)
 def test_retry_backoff_intervals(app, worker, case):
     checks.retry_backoff(_target(app, worker), case)
