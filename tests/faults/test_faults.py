@@ -1,0 +1,148 @@
+"""Fault injection with loss accounting, on every selected pool (see docs/reliability.md).
+
+Each test runs one scenario of ``bench.faults`` against real workers and a real (private) Redis, then
+checks the ledger's counts, what Celery reported, and that no process was left behind.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import faults
+
+pytestmark = pytest.mark.faults
+
+
+def _check(outcome: faults.Outcome, no_leaks: list[int]) -> faults.Outcome:
+    no_leaks.extend(outcome.pids)
+    assert outcome.record.verdict != "n/a", outcome.record.note
+    return outcome
+
+
+# -- 1 ---------------------------------------------------------------------------------------------------
+def test_no_faults_under_load(pool, fault_broker, no_leaks):
+    outcome = _check(faults.no_faults(fault_broker, pool, count=faults.LOAD_TASKS), no_leaks)
+    tally = outcome.tally
+    assert tally is not None
+    assert tally.enqueued == faults.LOAD_TASKS and tally.publish_errors == 0
+    assert (tally.lost, tally.duplicated, tally.unexpected) == (0, 0, 0), tally
+    assert tally.executed_once == faults.LOAD_TASKS
+    assert outcome.details["queued_after"] == 0
+
+
+# -- 2 ---------------------------------------------------------------------------------------------------
+@pytest.mark.pools("prefork")
+def test_child_killed_default_settings_fails_with_worker_lost(pool, fault_broker, no_leaks):
+    outcome = _check(faults.child_killed(fault_broker, pool, acks_late=False), no_leaks)
+    d = outcome.details
+    assert (d["state"], d["error"]) == ("FAILURE", "WorkerLostError"), outcome.record.note
+    assert d["starts"] == 1, "the default settings must not redeliver a task whose child died"
+    assert outcome.tally is not None and outcome.tally.lost == 1
+    assert d["worker_alive"] and d["child_replaced"]
+
+
+@pytest.mark.pools("prefork")
+def test_child_killed_acks_late_reject_on_worker_lost_redelivers(pool, fault_broker, no_leaks):
+    outcome = _check(faults.child_killed(fault_broker, pool, acks_late=True), no_leaks)
+    d = outcome.details
+    assert d["state"] == "SUCCESS", outcome.record.note
+    assert d["starts"] == 2, "the task must run again after its child was killed"
+    tally = outcome.tally
+    assert tally is not None and (tally.lost, tally.duplicated) == (0, 1)
+    assert d["worker_alive"] and d["child_replaced"]
+
+
+@pytest.mark.pools("solo", "threads")
+def test_child_kill_does_not_apply_without_pool_children(pool, fault_broker):
+    record = faults.child_killed(fault_broker, pool, acks_late=True).record
+    assert record.verdict == "n/a" and "no pool child" in record.note
+
+
+# -- 3 ---------------------------------------------------------------------------------------------------
+def test_worker_killed_with_acks_late_loses_nothing(pool, fault_broker, no_leaks):
+    outcome = _check(faults.worker_killed(fault_broker, pool, acks_late=True), no_leaks)
+    tally = outcome.tally
+    assert tally is not None and tally.lost == 0, outcome.record.note
+    interrupted = outcome.details["interrupted"]
+    assert interrupted, "the kill must interrupt at least one running task"
+    assert tally.duplicated == len(interrupted), "exactly the interrupted tasks run twice"
+    assert outcome.record.recovery_seconds is not None
+
+
+def test_worker_killed_without_acks_late_loses_the_running_tasks(pool, fault_broker, no_leaks, request):
+    if pool == "solo":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "celery#3430: the solo pool acknowledges after the task body (the ack is queued on the event "
+            "loop the task blocks), so a task running at the crash is redelivered, not lost as the "
+            "task_acks_late docs say (acknowledged just before execution)")))  # fmt: skip
+    outcome = _check(faults.worker_killed(fault_broker, pool, acks_late=False), no_leaks)
+    interrupted = outcome.details["interrupted"]
+    assert interrupted, "the kill must interrupt at least one running task"
+    # At most once: the running tasks were acknowledged when they started, so they are gone; the
+    # prefetched ones were never acknowledged and come back after the visibility timeout.
+    assert outcome.details["lost_ids"] == interrupted, outcome.record.note
+    assert outcome.tally is not None and outcome.tally.duplicated == 0
+
+
+# -- 4 ---------------------------------------------------------------------------------------------------
+def test_warm_shutdown_loses_nothing(pool, fault_broker, no_leaks):
+    outcome = _check(faults.warm_shutdown(fault_broker, pool), no_leaks)
+    d = outcome.details
+    assert d["exit_code"] == 0, outcome.record.note
+    assert d["finished"] == d["interrupted"], "running tasks must finish before the worker exits"
+    tally = outcome.tally
+    assert tally is not None and (tally.lost, tally.duplicated) == (0, 0), outcome.record.note
+
+
+# -- 5 ---------------------------------------------------------------------------------------------------
+def test_broker_restart_worker_resumes_and_nothing_is_lost(pool, fault_broker, no_leaks, request):
+    if pool == "threads":
+        request.applymarker(pytest.mark.xfail(strict=False, reason=(
+            "intermittent (about 1 run in 7 here), kombu#582 / celery#10205 family: on the connection "
+            "loss the threads worker closes a channel whose connection is already gone; "
+            "restore_unacked raises AttributeError ('NoneType' object has no attribute 'hostname') "
+            "and the worker exits with 1")))  # fmt: skip
+    if not fault_broker.owned:
+        pytest.skip("the broker-restart scenario needs a private Redis (not --broker-url)")
+    outcome = _check(faults.broker_restart(fault_broker, pool), no_leaks)
+    d = outcome.details
+    assert not d["stalled"], outcome.record.note
+    assert d["worker_alive"], f"{outcome.record.note}\n{d['log_tail']}"
+    assert d["refused_while_down"] == 3, "publishes to a stopped broker must raise"
+    tally = outcome.tally
+    assert tally is not None and tally.lost == 0, outcome.record.note
+    assert outcome.record.recovery_seconds is not None
+
+
+# -- 6 ---------------------------------------------------------------------------------------------------
+@pytest.mark.pools("solo")  # producer-side: no worker involved, one run is enough
+def test_broker_down_at_enqueue_raises_operational_error_bounded(pool, fault_broker):
+    default, no_retry = faults.broker_down(fault_broker)
+    for outcome in (default, no_retry):
+        failure = outcome.details["failure"]
+        assert not failure.hung, f"send_task hung for {failure.seconds:.1f}s with retry={failure.retry}"
+        assert failure.error and failure.error.startswith("OperationalError"), failure.error
+    # The default policy sleeps between its retries; the time can never be shorter than those sleeps.
+    sleeps = sum(faults.policy_sleeps(default.details["policy"]))
+    assert default.details["failure"].seconds >= sleeps
+    assert fault_broker.client().ping(), "the broker must be back after the scenario"
+
+
+@pytest.mark.pools("solo")
+@pytest.mark.xfail(strict=True, reason=(
+    "celery#5919 (PR #5921): with a Redis result backend, apply_async of a task that stores results "
+    "subscribes to its result first; with Redis down that raises RuntimeError('Retry limit exceeded "
+    "... must be restarted') after the backend's own retries, not kombu's OperationalError as the "
+    "calling guide says"))  # fmt: skip
+def test_broker_down_at_enqueue_with_results_raises_operational_error(pool, fault_broker):
+    failure = faults.broker_down_with_results(fault_broker)
+    assert not failure.hung
+    assert failure.error and failure.error.startswith("OperationalError"), failure.error
+
+
+# -- 7 ---------------------------------------------------------------------------------------------------
+def test_countdown_beyond_visibility_timeout_runs_twice(pool, fault_broker, no_leaks):
+    """kombu#337, a documented Redis caveat: shown, counted, not hidden."""
+    outcome = _check(faults.countdown_redelivery(fault_broker, pool), no_leaks)
+    assert outcome.details["runs"] == 2, outcome.record.note
+    assert outcome.tally is not None and (outcome.tally.lost, outcome.tally.duplicated) == (0, 1)
