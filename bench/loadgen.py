@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import queue as queue_module
+import statistics
 import threading
 import time
 import uuid
@@ -208,11 +209,8 @@ class Overhead:
     calls: int
     harness_mean_s: float
     bare_mean_s: float
-
-    @property
-    def ratio(self) -> float:
-        """Harness mean over bare mean, minus one (0.01 = the harness reports 1% more)."""
-        return self.harness_mean_s / self.bare_mean_s - 1.0
+    ratio: float
+    """Median over block pairs of (harness mean / bare mean) - 1: 0.01 = the harness reports 1% more."""
 
 
 def timing_overhead(
@@ -222,14 +220,31 @@ def timing_overhead(
     per_block: int,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Overhead:
-    """Interleave blocks timed per call (as the harness reports) and bare blocks; compare the means."""
+    """Alternate blocks timed per call (as the harness reports) with bare blocks; compare them pairwise.
+
+    The order alternates (ABBA) so a drift in machine speed cancels out, and the median of the pair
+    ratios ignores a pair that a burst of load on a shared machine hit.
+    """
     harness = 0.0
     bare = 0.0
-    for _ in range(blocks):
-        harness += sum(sample_calls(call, n=per_block, clock=clock))
-        bare += bare_loop(call, n=per_block, clock=clock)
+    ratios = []
+    for i in range(blocks):
+        if i % 2:
+            b = bare_loop(call, n=per_block, clock=clock)
+            h = sum(sample_calls(call, n=per_block, clock=clock))
+        else:
+            h = sum(sample_calls(call, n=per_block, clock=clock))
+            b = bare_loop(call, n=per_block, clock=clock)
+        harness += h
+        bare += b
+        ratios.append(h / b - 1.0)
     calls = blocks * per_block
-    return Overhead(calls=calls, harness_mean_s=harness / calls, bare_mean_s=bare / calls)
+    return Overhead(
+        calls=calls,
+        harness_mean_s=harness / calls,
+        bare_mean_s=bare / calls,
+        ratio=statistics.median(ratios),
+    )
 
 
 # -- producer throughput -----------------------------------------------------------------------------

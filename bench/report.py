@@ -218,15 +218,20 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _numeric(cell: str) -> bool:
+    return cell.replace(",", "").replace(".", "", 1).replace("%", "").lstrip("+-").isdigit()
+
+
 def grid(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """A plain text table: left-aligned first columns, right-aligned numbers."""
-    rows = [list(r) for r in rows]
+    """A plain text table: numbers right-aligned, text left-aligned, one line per row."""
+    rows = [[" ".join(cell.split()) for cell in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    numeric = [bool(rows) and all(_numeric(r[i]) or r[i] == "-" for r in rows) for i in range(len(headers))]
 
     def line(cells: Sequence[str]) -> str:
         out = []
         for i, cell in enumerate(cells):
-            out.append(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]))
+            out.append(cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i]))
         return "  ".join(out).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
