@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import celery
@@ -128,3 +129,10 @@ def latency_info(summary: stats.LatencySummary, floor: stats.LatencySummary | No
     if summary.warning:
         info["warning"] = summary.warning
     return info
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-benchmark does not create the directory of ``--benchmark-json`` (tox -e bench: reports/)."""
+    path = config.getoption("benchmark_json", None)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
