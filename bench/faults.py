@@ -905,3 +905,28 @@ def _pool_scenarios(
     for label, step in steps:
         progress(f"reliability [{pool}]: {label}")
         yield step().record
+
+
+def format_table(records: Sequence[ReliabilityRecord]) -> str:
+    """The reliability table as plain text (pool, scenario, counts, recovery, verdict)."""
+    header = ("pool", "scenario", "enqueued", "lost", "dup", "pub.err", "recovery s", "verdict")
+    rows = [header] + [
+        (
+            r.pool, r.scenario, str(r.enqueued), str(r.lost), str(r.duplicated), str(r.publish_errors),
+            "-" if r.recovery_seconds is None else f"{r.recovery_seconds:.2f}", r.verdict,
+        )
+        for r in records
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    notes = [f"- {r.pool} / {r.scenario}: {r.note}" for r in records if r.note]
+    return "\n".join([*lines, "", *notes])
+
+
+def print_table(
+    *, quick: bool = True, pools_: list[str] | None = None, broker_url: str | None = None
+) -> None:
+    """Run the reliability section and print its table (the command in docs/reliability.md)."""
+    chosen = pools.select(pools_)
+    records = reliability_section(chosen, broker_url=broker_url, quick=quick, progress=print)
+    print(format_table(records))
