@@ -22,7 +22,7 @@ from pathlib import Path
 from celery import Celery
 
 from bench import defaults, pools
-from bench.procs import ManagedProcess, make_tempdir, remove_tempdir, wait_for
+from bench.procs import ManagedProcess, is_windows, make_tempdir, remove_tempdir, wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """Where ``-A tasks`` is importable from (the repository root)."""
@@ -181,12 +181,35 @@ class Worker:
     def stop(
         self, *, warm: float = defaults.WARM_STOP_TIMEOUT, cold: float | None = defaults.COLD_STOP_TIMEOUT
     ) -> int | None:
-        """Warm stop, then cold, then kill the tree; removes the log dir the worker created."""
+        """Warm stop, then cold, then kill the tree; removes the log dir the worker created.
+
+        On Windows there is no signal that asks a console program for a warm shutdown (Celery installs no
+        CTRL_BREAK handler), so the warm step is a remote-control ``shutdown`` over the broker.
+        """
         code = None
-        if self.process is not None:
-            code = self.process.stop(warm=warm, cold=cold)
-        self._cleanup()
+        try:
+            if self.process is not None and self.alive() and is_windows(self.platform):
+                self.shutdown_remotely(timeout=warm)
+            if self.process is not None:
+                code = self.process.stop(warm=warm, cold=cold)
+        finally:
+            self._cleanup()
         return code
+
+    def shutdown_remotely(self, *, timeout: float = defaults.WARM_STOP_TIMEOUT) -> bool:
+        """Ask the node for a warm shutdown via remote control; True if it exited within ``timeout``."""
+        if not self.alive():
+            return True
+        app = control_app(self.broker_url)
+        try:
+            app.control.shutdown(destination=[self.node])
+        finally:
+            app.close()
+        try:
+            wait_for(lambda: not self.alive(), timeout=timeout, what=f"{self.node} to shut down")
+        except TimeoutError:
+            return False
+        return True
 
     def kill(self) -> None:
         """SIGKILL the whole tree at once (a crash, for fault injection)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -80,14 +81,31 @@ def _observed_states(res, timeout: float) -> list[str]:
     return seen
 
 
-def test_state_goes_pending_started_success(app):
-    res = add.delay(2, 8, work=1.0)
-    assert _observed_states(res, RESULT) == [states.PENDING, states.STARTED, states.SUCCESS]
+def _states_of_a_held_task(app, worker, signature) -> list[str]:
+    """Send ``signature`` to a queue nobody consumes (so it is PENDING for sure), then let the pool's
+    worker consume that queue (``add_consumer``) and record every state until the task is ready."""
+    queue = f"hold-{uuid.uuid4().hex[:8]}"
+    res = signature.apply_async(queue=queue)
+    seen = [res.state]
+    replies = app.control.add_consumer(queue, destination=[worker.node], reply=True, timeout=2)
+    assert replies, f"{worker.node} did not acknowledge add_consumer({queue!r})"
+    try:
+        for state in _observed_states(res, RESULT):
+            if seen[-1] != state:
+                seen.append(state)
+    finally:
+        app.control.cancel_consumer(queue, destination=[worker.node], reply=True, timeout=2)
+    return seen
 
 
-def test_state_goes_pending_started_failure(app):
-    res = fail.delay("late", work=1.0)
-    assert _observed_states(res, RESULT) == [states.PENDING, states.STARTED, states.FAILURE]
+def test_state_goes_pending_started_success(app, worker):
+    seen = _states_of_a_held_task(app, worker, add.s(2, 8, work=1.0))
+    assert seen == [states.PENDING, states.STARTED, states.SUCCESS]
+
+
+def test_state_goes_pending_started_failure(app, worker):
+    seen = _states_of_a_held_task(app, worker, fail.s("late", work=1.0))
+    assert seen == [states.PENDING, states.STARTED, states.FAILURE]
 
 
 def test_async_result_from_another_process(app):
@@ -166,3 +184,15 @@ def test_the_articles_client_script(app, worker):
     hello, task_id_line = out.stdout.splitlines()
     assert hello == "hello world"
     assert app.AsyncResult(task_id_line).get(timeout=RESULT) == 10
+
+
+@pytest.mark.pools("solo")
+def test_remote_shutdown_is_a_warm_stop(bench_app, make_worker, pool):
+    """The warm step ``Worker.stop`` uses on Windows (no SIGTERM there), checked on a real worker."""
+    queue = f"warm-{uuid.uuid4().hex[:8]}"
+    w = make_worker(pool=pool, queues=[queue])
+    res = sleep_for.apply_async((1.0,), queue=queue)
+    wait_for(lambda: res.state == states.STARTED, timeout=RESULT, what="the task to start")
+    assert w.shutdown_remotely(timeout=defaults.WARM_STOP_TIMEOUT)
+    assert w.returncode() == 0
+    assert res.state == states.SUCCESS  # warm: the running task was finished, not abandoned
