@@ -22,7 +22,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,6 +199,32 @@ def measure_latency(
         out.append(sample_calls(call, n=per_round, clock=clock))
         if between is not None:
             between()
+    return out
+
+
+def measure_interleaved(
+    calls: Mapping[str, Callable[[], object]],
+    *,
+    rounds: int,
+    per_round: int,
+    warmup: int = WARMUP_CALLS,
+    clock: Callable[[], float] = time.perf_counter,
+    between: Callable[[], object] | None = None,
+) -> dict[str, list[list[float]]]:
+    """Like :func:`measure_latency` for several calls, their rounds interleaved (A B C A B C ...).
+
+    A change in machine speed during the run then hits every call alike, so the ratios between them
+    (e.g. to the floor) stay fair.
+    """
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    out: dict[str, list[list[float]]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            out[name].append(sample_calls(call, n=per_round, clock=clock))
+            if between is not None:
+                between()
     return out
 
 

@@ -278,16 +278,18 @@ def _enqueue(
 
     n = sizes.enqueue_rounds * sizes.enqueue_per_round
     steps.step(f"enqueue latency: {n} x LPUSH floor ({message_bytes} B), apply_async, delay")
-    measured: dict[str, list[list[float]]] = {}
-    for name, call in (
-        ("enqueue.floor", floor),
-        ("enqueue.apply_async", client.apply_async_ignore),
-        ("enqueue.delay", client.delay),
-    ):
-        measured[name] = loadgen.measure_latency(
-            call, rounds=sizes.enqueue_rounds, per_round=sizes.enqueue_per_round, between=trim
-        )
-        samples[name] = tuple(v for r in measured[name] for v in r)
+    measured = loadgen.measure_interleaved(
+        {
+            "enqueue.floor": floor,
+            "enqueue.apply_async": client.apply_async_ignore,
+            "enqueue.delay": client.delay,
+        },
+        rounds=sizes.enqueue_rounds,
+        per_round=sizes.enqueue_per_round,
+        between=trim,
+    )
+    for name, rounds in measured.items():
+        samples[name] = tuple(v for r in rounds for v in r)
     steps.step("fidelity: per-call timing vs a bare loop (apply_async, floor)")
     overhead = loadgen.timing_overhead(
         client.apply_async_ignore, blocks=sizes.overhead_blocks, per_block=sizes.overhead_per_block

@@ -115,6 +115,26 @@ def test_measure_latency_warms_up_and_runs_between_rounds():
     assert calls == ["call"] * 4 + ["call"] * 3 + ["between"] + ["call"] * 3 + ["between"]
 
 
+def test_measure_interleaved_alternates_the_calls_round_by_round():
+    clock = FakeClock()
+    order: list[str] = []
+
+    def make(name: str, cost: float):
+        def call() -> None:
+            order.append(name)
+            clock.now += cost
+
+        return call
+
+    out = loadgen.measure_interleaved(
+        {"a": make("a", 0.001), "b": make("b", 0.003)}, rounds=2, per_round=2, warmup=1, clock=clock
+    )
+    assert set(out) == {"a", "b"}
+    assert out["a"] == [pytest.approx([0.001] * 2)] * 2
+    assert out["b"] == [pytest.approx([0.003] * 2)] * 2
+    assert "".join(order) == "a" + "b" + "aa" + "bb" + "aa" + "bb"
+
+
 def test_timing_overhead_is_zero_when_timing_costs_nothing():
     clock = FakeClock()
     overhead = loadgen.timing_overhead(clock.costing(0.002), blocks=3, per_block=10, clock=clock)
