@@ -107,11 +107,20 @@ def client_app(broker_url: str, *, visibility_timeout: float | None = None) -> C
         result_accept_content=["json"],
         broker_connection_retry_on_startup=True,
     )
+    pin_urls(app, broker_url)
     if visibility_timeout is not None:
         options = {"visibility_timeout": visibility_timeout}
         app.conf.broker_transport_options = options
         app.conf.result_backend_transport_options = dict(options)
     return app
+
+
+def pin_urls(app: Celery, url: str) -> None:
+    """Make ``app`` use ``url`` for broker and backend even if ``CELERY_BROKER_URL`` /
+    ``CELERY_RESULT_BACKEND`` are set in this process (Celery's settings prefer them to the
+    configured values; the read/write URLs and ``backend_cls`` come first)."""
+    app.conf.broker_read_url = app.conf.broker_write_url = url
+    app.backend_cls = url
 
 
 def worker_env(
@@ -222,6 +231,7 @@ def publish_error_time(
     """
     app = Celery("bench-down", broker=broker_url, backend=broker_url, set_as_current=False)
     app.conf.task_serializer = "json"
+    pin_urls(app, broker_url)
     box: dict[str, Any] = {}
 
     def publish() -> None:
