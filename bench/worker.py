@@ -37,6 +37,9 @@ def control_app(broker_url: str) -> Celery:
     app = Celery("bench-control", broker=broker_url, set_as_current=False)
     app.conf.broker_connection_retry_on_startup = True
     app.conf.broker_connection_timeout = 2
+    # Celery prefers the CELERY_BROKER_URL environment variable over the configured broker_url; the
+    # read/write URLs come before it, so a harness process with that variable set still pings here.
+    app.conf.broker_read_url = app.conf.broker_write_url = broker_url
     return app
 
 
