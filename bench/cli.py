@@ -161,6 +161,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         png = report.plot(run, path.with_suffix(".png"))
         written += [png, report.write_html(run, path.with_suffix(".html"), png)]
     print("", *(f"wrote {p}" for p in written), sep="\n", flush=True)
+    if run.errors:
+        _say(f"bench: done in {run.duration_s:.0f}s, with errors: {'; '.join(run.errors)}")
+        return EXIT_FAILED
     _say(f"bench: done in {run.duration_s:.0f}s")
     return EXIT_OK
 

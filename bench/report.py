@@ -48,7 +48,9 @@ JSON_SCHEMA: dict[str, Any] = {
     "$id": "https://celery-bench.invalid/report-v1.json",
     "title": "celery-bench report",
     "type": "object",
-    "required": ["schema", "kind", "context", "duration_s", "results", "fidelity", "warnings", "reliability"],
+    "required": [
+        "schema", "kind", "context", "duration_s", "results", "fidelity", "warnings", "errors", "reliability",
+    ],
     "properties": {
         "schema": {"const": SCHEMA_VERSION},
         "kind": {"const": "celery-bench-report"},
@@ -130,6 +132,11 @@ JSON_SCHEMA: dict[str, Any] = {
             },
         },
         "warnings": {"type": "array", "items": {"type": "string"}},
+        "errors": {
+            "description": "sections that failed after the benchmarks were measured (exit status 1)",
+            "type": "array",
+            "items": {"type": "string"},
+        },
         "reliability": {
             "description": "null when the section was skipped or bench.faults is absent",
             "type": ["array", "null"],
@@ -195,6 +202,7 @@ def to_json(run: Run) -> dict[str, Any]:
         "results": [_row(r) for r in run.results],
         "fidelity": dataclasses.asdict(run.fidelity),
         "warnings": list(run.warnings),
+        "errors": list(run.errors),
         "reliability": None if run.reliability is None else [_record(r) for r in run.reliability],
     }
 
@@ -304,6 +312,8 @@ def text(run: Run) -> str:
         parts.append(f"note: {note}")
     for warning in run.warnings:
         parts.append(f"WARNING: {warning}")
+    for error in run.errors:
+        parts.append(f"ERROR: {error}")
     if run.reliability is not None:
         parts += [
             "",

@@ -172,6 +172,8 @@ class Run:
     reliability: tuple[Any, ...] | None
     duration_s: float
     samples: Mapping[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
+    errors: tuple[str, ...] = ()
+    """Sections that failed after the benchmarks were measured (the report is still written)."""
 
 
 Progress = Callable[[str], None]
@@ -242,9 +244,14 @@ def run(options: Options, *, progress: Progress = lambda message: None) -> Run:
             conn.close()
 
     reliability: tuple[Any, ...] | None = None
+    errors: list[str] = []
     if options.reliability:
         steps.step("reliability: fault scenarios (bench.faults)")
-        reliability = _reliability(options, steps.note)
+        try:
+            reliability = _reliability(options, steps.note)
+        except Exception as exc:  # the figures measured so far are still reported; the exit status says 1
+            errors.append(f"reliability section failed: {type(exc).__name__}: {exc}")
+            steps.note(errors[-1])
 
     fidelity = _fidelity(overhead, producer, drains, lag_max)
     warnings.extend(_warnings(results, fidelity, sizes))
@@ -258,6 +265,7 @@ def run(options: Options, *, progress: Progress = lambda message: None) -> Run:
         reliability=reliability,
         duration_s=time.monotonic() - started,
         samples=samples,
+        errors=tuple(errors),
     )
 
 

@@ -98,3 +98,17 @@ def test_interrupt_exits_130(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(scenarios, "run", interrupted)
     assert cli.main(["run", "--quick", "--json", str(tmp_path / "r.json")]) == cli.EXIT_INTERRUPTED
     assert "interrupted" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("errors", [(), ("reliability section failed: TimeoutError: slow",)])
+def test_report_is_written_and_the_exit_status_tells_about_errors(monkeypatch, capsys, tmp_path, errors):
+    from tests.unit.test_report import _run
+
+    monkeypatch.setattr(scenarios, "run", lambda *args, **kwargs: _run(errors=errors))
+    path = tmp_path / "r.json"
+    code = cli.main(["run", "--quick", "--json", str(path)])
+    assert code == (cli.EXIT_FAILED if errors else cli.EXIT_OK)
+    assert json.loads(path.read_text())["errors"] == list(errors)
+    assert path.with_suffix(".png").exists() and path.with_suffix(".html").exists()
+    out = capsys.readouterr().out
+    assert out.startswith("scenario") and f"wrote {path}" in out

@@ -30,7 +30,7 @@ class FakeReliabilityRecord:
     note: str
 
 
-def _run(*, reliability=None, warnings=()) -> Run:
+def _run(*, reliability=None, warnings=(), errors=()) -> Run:
     floor = stats.summarize_latency([[70e-6, 72e-6, 75e-6], [71e-6, 73e-6, 74e-6]], what="floor")
     delay = stats.summarize_latency([[700e-6, 720e-6, 750e-6], [710e-6, 730e-6, 740e-6]], what="delay")
     e2e = stats.summarize_latency([[0.002, 0.0025, 0.004]], unit="ms")
@@ -70,6 +70,7 @@ def _run(*, reliability=None, warnings=()) -> Run:
         warnings=tuple(warnings),
         reliability=reliability,
         duration_s=12.5,
+        errors=tuple(errors),
         samples={
             "enqueue.floor": (70e-6, 72e-6, 75e-6),
             "enqueue.delay": (700e-6, 720e-6, 750e-6),
@@ -112,6 +113,15 @@ def producer_rate() -> float:
     return stats.summarize_throughput([(600, 0.3), (600, 0.31)]).median
 
 
+def test_a_failed_section_is_reported_as_an_error():
+    run = _run(errors=("reliability section failed: TimeoutError: too slow",))
+    doc = report.to_json(run)
+    _validate(doc)
+    assert doc["errors"] == ["reliability section failed: TimeoutError: too slow"]
+    assert "ERROR: reliability section failed: TimeoutError: too slow" in report.text(run)
+    assert report.to_json(_run())["errors"] == []
+
+
 def test_skipped_reliability_is_null():
     doc = report.to_json(_run(reliability=None))
     _validate(doc)
@@ -130,12 +140,13 @@ def test_skipped_reliability_is_null():
         lambda d: d["results"][0].pop("p99"),
         lambda d: d["results"][2].update(unit="us"),
         lambda d: d["fidelity"].pop("capacity_ratio"),
+        lambda d: d.pop("errors"),
         lambda d: d.update(reliability=[{"pool": "solo"}]),
         lambda d: d["reliability"][0].update(verdict="fine"),
     ],
     ids=[
         "wrong-version", "no-context", "password-in-broker-url", "no-results", "no-sample-count",
-        "zero-samples", "latency-without-p99", "throughput-in-us", "no-capacity-ratio",
+        "zero-samples", "latency-without-p99", "throughput-in-us", "no-capacity-ratio", "no-errors-list",
         "reliability-record-missing-fields", "unknown-verdict",
     ],
 )  # fmt: skip
