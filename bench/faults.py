@@ -41,6 +41,7 @@ from typing import Any
 import kombu.pools
 from celery import Celery
 from celery.result import AsyncResult
+from kombu import Connection
 from kombu.exceptions import OperationalError
 
 from bench import defaults, ledger, pools
@@ -196,13 +197,36 @@ def warm_stop(worker: Worker, *, timeout: float = WARM_TIMEOUT) -> int | None:
     return worker.stop(warm=timeout, cold=None)
 
 
+def forget_pooled_connections(url: str) -> int:
+    """Close and drop kombu's process-wide pooled connections to ``url`` (after its server restarted).
+
+    Every app of this process shares ``kombu.pools`` (keyed by connection), so connections made to
+    the old server would fail their next user with ``Connection closed by server``. Pools of other
+    brokers are left alone. Returns how many pools were dropped.
+    """
+    conn = Connection(url)
+    target = (conn.hostname, conn.password, conn.port)
+    dropped = 0
+    for group in (kombu.pools.connections, kombu.pools.producers):
+        for key in list(group.keys()):
+            # Keys are [transport, hostname, userid, password, virtual_host, port, options].
+            fields = list(key) if isinstance(key, list | tuple) else []
+            if len(fields) >= 6 and (fields[1], fields[3], fields[5]) == target:
+                pool = group.pop(key)
+                pool.force_close_all()
+                dropped += 1
+    return dropped
+
+
 def restart_broker(broker: Broker, *, clock: Callable[[], float] = time.monotonic) -> float:
     """Stop and start a private broker on the same port and directory; returns the downtime."""
     if not broker.owned:
         raise BrokerError("refusing to restart a broker the harness did not start")
     started = clock()
     broker.restart()
-    return clock() - started
+    downtime = clock() - started
+    forget_pooled_connections(broker.url)
+    return downtime
 
 
 @dataclass(frozen=True)
@@ -556,7 +580,7 @@ def worker_killed(
     """
     scenario = "worker killed mid-run" + (" (acks_late)" if acks_late else "")
     expected = (
-        "lost 0; the interrupted tasks run again (duplicated = in flight at the kill)"
+        "lost 0; the interrupted tasks run again (duplicated >= in flight at the kill)"
         if acks_late
         else "at most once: lost = the tasks in flight at the kill, the prefetched ones restored"
     )
@@ -581,8 +605,11 @@ def worker_killed(
         executions = _stopped_and_read(run)
         tally = ledger.account(published.ids, executions, failed=published.failed)
         lost_ids = {i for i in published.ids if executions.done.get(i, 0) == 0}
+        twice = {i for i in published.ids if executions.starts.get(i, 0) > 1 or executions.done.get(i, 0) > 1}
         if acks_late:
-            ok = tally.lost == 0 and tally.duplicated == len(interrupted)
+            # At least once: the interrupted tasks run again, and so may tasks that had completed but
+            # whose late ack had not reached Redis when the worker died.
+            ok = tally.lost == 0 and interrupted <= twice
         else:
             ok = lost_ids == interrupted and tally.duplicated == 0
         note = f"{len(interrupted)} in flight at the kill; visibility_timeout {visibility_timeout:g}s"
@@ -591,12 +618,14 @@ def worker_killed(
                 "; the running tasks ran again instead of being lost: not acknowledged before they ran"
                 + (" (celery#3430: solo acks after the task body)" if pool == "solo" else "")
             )
+        if acks_late and twice - interrupted:
+            note += f"; {len(twice - interrupted)} completed but unacknowledged at the kill also ran twice"
         if recovery is None:
             note += f"; not settled within {SETTLE_TIMEOUT:g}s"
         return Outcome(
             ledger.record(tally, pool=pool, scenario=scenario, recovery_seconds=recovery,
                           expected=expected, ok=ok, note=note),
-            tally, {"interrupted": interrupted, "lost_ids": lost_ids}, tuple(run.pids),
+            tally, {"interrupted": interrupted, "lost_ids": lost_ids, "twice": twice}, tuple(run.pids),
         )  # fmt: skip
 
 
@@ -678,10 +707,8 @@ def broker_restart(
         during = enqueue(run.app, TASK_MARK, (run.run,), queue=run.queue, count=3, retry=False)
         broker.start()
         up_at = clock()
-        # kombu's process-wide pools (keyed by URL, shared by every app of this process) still hold
-        # connections to the old server: the first user of each would fail. Start afresh.
         run.app.close()
-        kombu.pools.reset()
+        forget_pooled_connections(broker.url)
         run.app = client_app(broker.url, visibility_timeout=visibility_timeout)
         after = enqueue(run.app, TASK_MARK, (run.run,), queue=run.queue, count=count)
         ids = before.ids + during.ids + after.ids
