@@ -161,7 +161,9 @@ def _backoff_body(self, key, fail_times):
     if attempt <= fail_times:
         _raised(key)
         raise FlakyError(f"{key}: attempt {attempt} of {fail_times} planned failures")
-    return {"attempts": attempt, "retries": self.request.retries}
+    value = {"attempts": attempt, "retries": self.request.retries}
+    ledger.record(f"{key}:returned", json.dumps(value))
+    return value
 
 
 def _make_backoff_task(factor: int, maximum: int, jitter: bool):
@@ -183,3 +185,63 @@ def _make_backoff_task(factor: int, maximum: int, jitter: bool):
 
 backoff_tasks = {config: _make_backoff_task(*config) for config in BACKOFF_CONFIGS}
 """``(factor, maximum, jitter) -> task`` for every configuration in :data:`BACKOFF_CONFIGS`."""
+
+
+# -- a retry whose attempt outlives its retry (the RETRY-overwrites-a-final-state race) -------------
+
+LINGER_TIMEOUT = 10.0
+"""Seconds a lingering attempt waits for its retry to finish before it gives up and goes on."""
+
+
+def _linger_until(task_id, wanted, key):
+    """Poll the result backend (bounded) until ``task_id`` is in state ``wanted``; ledger the outcome."""
+    deadline = time.monotonic() + LINGER_TIMEOUT
+    state = app.AsyncResult(task_id).state
+    while state != wanted and time.monotonic() < deadline:
+        time.sleep(0.01)
+        state = app.AsyncResult(task_id).state
+    ledger.record(f"{key}:lingered", state)
+
+
+class _StoreStall:
+    """An exception argument that holds Celery's result store open between its read and its write.
+
+    ``KeyValueStoreBackend._store_result`` JSON-encodes the exception arguments once before it reads
+    the current state (to check they serialize) and once after (to write). The second encoding waits
+    until the task's retry has stored SUCCESS, so the read saw RETRY and the write lands after SUCCESS.
+    """
+
+    def __init__(self, task_id, key):
+        self.task_id, self.key, self.calls = task_id, key, 0
+
+    def __json__(self):
+        self.calls += 1
+        if self.calls == 2:
+            _linger_until(self.task_id, "SUCCESS", self.key)
+        return f"stall:{self.key}"
+
+    def __repr__(self):
+        return f"_StoreStall({self.key!r})"
+
+
+@app.task(bind=True)
+def retry_outlived(self, key, final):
+    """Retry once with no countdown; the first attempt is still finishing when the retry completes.
+
+    ``final="failure"``: the retry fails for good (``FlakyError``, no retry left); the first attempt,
+    having published its retry (``self.retry(throw=False)``), does more work until that FAILURE is
+    stored, then raises its ``Retry``. ``final="success"``: the retry returns ``"done"``; the first
+    attempt's RETRY state is written while the retry stores SUCCESS (:class:`_StoreStall`).
+    Either way the task's final state should be the retry's: FAILURE or SUCCESS.
+    """
+    attempt = _attempt(self, key)
+    if attempt > 1:
+        if final == "success":
+            return "done"
+        raise self.retry(exc=FlakyError(f"{key}: attempt {attempt} failed for good"), max_retries=1)
+    if final == "success":
+        exc = FlakyError(_StoreStall(self.request.id, key))
+        raise self.retry(exc=exc, countdown=0, max_retries=1)
+    retry = self.retry(exc=FlakyError(f"{key}: attempt 1"), countdown=0, max_retries=1, throw=False)
+    _linger_until(self.request.id, "FAILURE", key)
+    raise retry

@@ -7,14 +7,19 @@ meta-test (``test_catches_defects.py``) run exactly the same assertions.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import pytest
 from celery import chain, chord, group, states
 from celery.canvas import Signature
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.result import AsyncResult
 
+from bench.procs import wait_for
 from tasks import add, multiply
 from tasks.canvas import (
     AUTORETRY_MAX_RETRIES,
@@ -56,6 +61,14 @@ monotonic clock (kombu ``to_timestamp``) and never fires a timer entry before it
 slack is the ETA's microsecond rounding and the drift between the wall and monotonic clocks over a few
 seconds (NTP slews at most 500 ppm, i.e. under 3 ms here). 10 ms covers both with room to spare."""
 
+RETRY_COUNTDOWN = 0.1
+"""Seconds between attempts where the countdown is not the subject (counts, outcome, chains).
+
+Not 0: with a zero countdown on a concurrent pool (prefork, threads) the retry can finish before the
+attempt that scheduled it has stored its RETRY state, which then overwrites the retry's final state
+(a Celery race, reproduced deterministically by ``test_an_attempt_outliving_its_retry_keeps_the_final_state``
+and recorded there as a strict xfail). 0.1 s puts the retry's start far behind that store."""
+
 GROUP_POLL = 0.02
 """Seconds between two polls of a group's results (Celery's default, 0.5 s, dominates a small group)."""
 
@@ -79,10 +92,22 @@ def _signatures(start: int, steps: Sequence[Step]) -> list[Signature]:
     return [_sig(step, start if i == 0 else None) for i, step in enumerate(steps)]
 
 
-def _assert_lineage(result, values: Sequence[int]) -> None:
+def _get(result: AsyncResult, what: str, key: str | None = None, **options: Any) -> Any:
+    """``result.get``; a timeout fails with the state of every step and the ledger, not a bare error."""
+    try:
+        return result.get(timeout=RESULT_TIMEOUT, **options)
+    except CeleryTimeoutError:
+        steps = [(link.id, link.state) for link in lineage(result)]
+        ledger = records(key) if key else []
+        raise AssertionError(
+            f"{what}: no result after {RESULT_TIMEOUT}s; steps (id, state) {steps}; ledger {ledger}"
+        ) from None
+
+
+def _assert_lineage(result: AsyncResult, values: Sequence[int], key: str | None = None) -> None:
     """Each step's ``AsyncResult`` (walking ``parent`` links back) holds the intermediate value."""
     links = lineage(result)
-    got = [link.get(timeout=RESULT_TIMEOUT) for link in links]
+    got = [_get(link, f"step {i + 1} of {len(links)}", key) for i, link in enumerate(links)]
     _equal("intermediate results (parent links)", got, list(values))
 
 
@@ -184,7 +209,7 @@ def retry_outcome(target: Target, case: RetryCase) -> None:
     """``self.retry(exc=..., max_retries=m)`` for the first k runs: success iff k <= m, exact counts."""
     key = new_key("retry")
     expected = model.retry_outcome(case.fail_times, case.max_retries)
-    result = target.send(flaky.s(key, case.fail_times, case.max_retries, 0.0))
+    result = target.send(flaky.s(key, case.fail_times, case.max_retries, RETRY_COUNTDOWN))
     if expected.succeeds:
         got = result.get(timeout=RESULT_TIMEOUT)
         _equal("result", got, {"attempts": case.fail_times + 1, "retries": case.fail_times})
@@ -261,11 +286,14 @@ def retry_backoff(target: Target, case: BackoffCase) -> None:
     task = backoff_tasks[(case.factor, case.maximum, case.jitter)]
     result = target.send(task.s(key, case.fail_times))
     expected = {"attempts": case.fail_times + 1, "retries": case.fail_times}
-    _equal("result", result.get(timeout=RESULT_TIMEOUT), expected)
+    wait_for(lambda: records(f"{key}:returned"), timeout=RESULT_TIMEOUT, what=f"{task.name} to succeed")
+    _equal("returned (ledger)", [json.loads(r) for r in records(f"{key}:returned")], [expected])
     _assert_retry_counts(key, case.fail_times + 1)
+    chosen_countdowns = []
     for n, (scheduled, gap) in enumerate(_scheduled_and_measured(key)):
         bound = model.backoff_bound(case.factor, case.maximum, n)
         chosen = math.floor(scheduled + CLOCK_TOLERANCE)
+        chosen_countdowns.append(chosen)
         if case.jitter:
             assert 0 <= chosen <= bound, f"retry {n + 1}: jittered countdown {chosen}s, bound {bound}s"
         else:
@@ -273,6 +301,10 @@ def retry_backoff(target: Target, case: BackoffCase) -> None:
         assert gap >= chosen - CLOCK_TOLERANCE, (
             f"retry {n + 1}: started {gap:.3f}s after, countdown {chosen}s"
         )
+    # A jittered countdown of 0 before the last attempt exposes the final state to the RETRY race
+    # (see RETRY_COUNTDOWN); the return value was checked through the ledger above.
+    if chosen_countdowns[-1] > 0:
+        _equal("result", _get(result, "backoff result", key), expected)
 
 
 def retry_inside_chain(target: Target, case: ChainRetryCase) -> None:
@@ -286,6 +318,6 @@ def retry_inside_chain(target: Target, case: ChainRetryCase) -> None:
     after = [_sig(step) for step in case.after]
     sig = chain(*before, chain(middle, *after)) if case.nested else chain(*before, middle, *after)
     result = target.send(sig)
-    _equal("chain result", result.get(timeout=RESULT_TIMEOUT), case.values[-1])
-    _assert_lineage(result, case.values)
+    _equal("chain result", _get(result, "chain result", key), case.values[-1])
+    _assert_lineage(result, case.values, key)
     _assert_retry_counts(key, case.fail_times + 1)
