@@ -82,14 +82,19 @@ def redact(url: str) -> str:
 class Broker:
     """A Redis the harness uses. ``owned`` is True only for a private server the harness started."""
 
-    url: str
+    url: str = field(repr=False)  # carries the password; see ``redacted``
     owned: bool
     host: str = "127.0.0.1"
     port: int = 0
-    password: str = ""
+    password: str = field(default="", repr=False)
     appendonly: bool = False
     tmpdir: Path | None = None
     process: ManagedProcess | None = field(default=None, repr=False)
+
+    @property
+    def redacted(self) -> str:
+        """The URL without its password, for logs, reports and reprs."""
+        return redact(self.url)
 
     def url_for_db(self, db: int) -> str:
         parts = urlsplit(self.url)

@@ -65,12 +65,12 @@ def child_env(
 class Worker:
     """A ``celery worker`` process: configure, :meth:`start`, use, :meth:`stop` (or ``with``)."""
 
-    broker_url: str
+    broker_url: str = field(repr=False)  # may carry a password
     pool: str = "solo"
     concurrency: int | None = None
     queues: Sequence[str] = ()
     app: str = "tasks"
-    backend_url: str | None = None
+    backend_url: str | None = field(default=None, repr=False)
     loglevel: str = "INFO"
     env: Mapping[str, str] = field(default_factory=dict)
     extra_args: Sequence[str] = ()
@@ -234,7 +234,7 @@ class Worker:
 class Beat:
     """A ``celery beat`` process with its schedule file in a temporary directory."""
 
-    broker_url: str
+    broker_url: str = field(repr=False)  # may carry a password
     app: str = "tasks"
     env: Mapping[str, str] = field(default_factory=dict)
     process: ManagedProcess | None = field(default=None, init=False, repr=False)

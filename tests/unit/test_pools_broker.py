@@ -70,3 +70,10 @@ def test_worker_refuses_an_unknown_pool():
     with pytest.raises(ValueError, match="unknown pool 'eventlet'"):
         Worker("redis://h/0", pool="eventlet")
     assert issubclass(WorkerError, RuntimeError)
+
+
+def test_reprs_never_show_the_password():
+    b = broker.private_redis()
+    for obj in (b, Worker(b.url, backend_url=b.url, platform="linux")):
+        assert b.password not in repr(obj)
+    assert b.password not in b.redacted and ":***@" in b.redacted
