@@ -670,6 +670,7 @@ def warm_shutdown(
 
 # -- 5. broker restart mid-run ---------------------------------------------------------------------
 STALL_ISSUES = "celery#8990, celery#10205"
+BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
 
 
 def broker_restart(
@@ -733,18 +734,25 @@ def broker_restart(
             return run.queued() == 0 and missing <= run.held_ids()
 
         held: set[str] = set()
+        unsettled = False
         if not stalled:
-            wait_for(settled, timeout=SETTLE_TIMEOUT, what="the worker to run all it was not holding",
-                     interval=POLL)  # fmt: skip
+            try:
+                wait_for(settled, timeout=SETTLE_TIMEOUT, what="the worker to run all it was not holding",
+                         interval=POLL)  # fmt: skip
+            except TimeoutError:
+                unsettled = True  # some ids are neither done, queued nor held: counted lost below
             held = run.held_ids()
         if held:
             latest = run.latest_delivery()
             wait_for(lambda: wall() > latest + visibility_timeout, timeout=visibility_timeout + 5,
                      what="the visibility timeout of the held messages", interval=POLL)  # fmt: skip
             run.worker()
-            wait_for(lambda: not run.held_ids() and run.queued() == 0 and
-                     all(i in run.executions().done for i in ids), timeout=SETTLE_TIMEOUT,
-                     what="the held messages to be restored and run", interval=POLL)  # fmt: skip
+            try:
+                wait_for(lambda: not run.held_ids() and run.queued() == 0 and
+                         all(i in run.executions().done for i in ids), timeout=SETTLE_TIMEOUT,
+                         what="the held messages to be restored and run", interval=POLL)  # fmt: skip
+            except TimeoutError:
+                unsettled = True
         executions = _stopped_and_read(run)
         tally = ledger.account(ids, executions, failed=failed)
         ok = tally.lost == 0 and not stalled and worker_alive
@@ -754,6 +762,9 @@ def broker_restart(
                      f"visibility_timeout ({visibility_timeout:g}s here, 3600s by default)")  # fmt: skip
         if not worker_alive:
             note += f"; the worker exited with {worker.returncode()}"
+        if unsettled and tally.lost:
+            note += (f"; {tally.lost} popped from the queue but never run nor held unacknowledged "
+                     f"({BRPOP_LOSS_ISSUES})")  # fmt: skip
         if stalled:
             note += f"; worker stalled: idle {STALL_TIMEOUT:g}s after the broker was back ({STALL_ISSUES})"
         if before.failed or after.failed:
