@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 
 import jsonschema
 import pytest
 
 from bench import report, stats
+from bench.ledger import ReliabilityRecord
 from bench.scenarios import Fidelity, Result, Run
-
-
-@dataclass(frozen=True)
-class FakeReliabilityRecord:
-    """The shape bench.faults.ReliabilityRecord has (see the reliability section contract)."""
-
-    pool: str
-    scenario: str
-    enqueued: int
-    publish_errors: int
-    executed_once: int
-    duplicated: int
-    lost: int
-    recovery_seconds: float | None
-    expected: str
-    verdict: str
-    note: str
 
 
 def _run(*, reliability=None, warnings=(), errors=()) -> Run:
@@ -80,7 +63,7 @@ def _run(*, reliability=None, warnings=(), errors=()) -> Run:
     )
 
 
-RECORD = FakeReliabilityRecord(
+RECORD = ReliabilityRecord(
     "solo", "kill-worker", 100, 0, 97, 0, 3, None, "at-most-once", "ok", "3 lost, as documented"
 )
 
