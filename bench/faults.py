@@ -87,7 +87,7 @@ SETTLE_TIMEOUT = 60.0
 STALL_TIMEOUT = 45.0
 """Seconds a worker has to consume again after its broker came back (longer: it stalled)."""
 
-PUBLISH_ERROR_BOUND = 20.0
+PUBLISH_ERROR_BOUND = 40.0
 """Seconds ``apply_async`` to a down broker may take before the harness calls it hung."""
 
 WARM_TIMEOUT = defaults.WARM_STOP_TIMEOUT

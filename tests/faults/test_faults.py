@@ -101,7 +101,7 @@ def test_warm_shutdown_loses_nothing(pool, fault_broker, no_leaks):
 
 # -- 5 ---------------------------------------------------------------------------------------------------
 THREADS_RESTART_CRASH = (
-    "intermittent (about 1 run in 3 here), kombu#582 / celery#10205 family: on the connection loss the "
+    "intermittent (2 of about 12 restarts here), kombu#582 / celery#10205 family: on the connection loss the "
     "threads worker closes a channel whose connection is already gone; restore_unacked raises "
     "AttributeError ('NoneType' object has no attribute 'hostname') and the worker exits with 1"
 )
@@ -127,7 +127,8 @@ def test_broker_restart_worker_resumes_by_itself(pool, restart_outcome, no_leaks
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "intermittent (about 1 restart in 10 here): kombu#1733 / kombu#305, a message popped by BRPOP "
+    "intermittent (3 of 9 restarts in the last three runs here): kombu#1733 / kombu#305, a message "
+    "popped by BRPOP "
     "as the connection breaks is neither delivered nor kept in 'unacked', so it is lost for good; on "
     "threads also the worker crash above"))  # fmt: skip
 def test_broker_restart_loses_no_acknowledged_publish(pool, restart_outcome):
