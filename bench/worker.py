@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from bench import defaults, pools
 from bench.procs import ManagedProcess, is_windows, make_tempdir, remove_tempdir, wait_for
@@ -136,9 +137,13 @@ class Worker:
         return self
 
     def ping(self, timeout: float = defaults.PING_TIMEOUT) -> bool:
+        """True if the node answers a control ping; False if not, or if the broker is unreachable now
+        (e.g. the first ping after a broker restart meets a stale pooled connection)."""
         app = control_app(self.broker_url)
         try:
             replies = app.control.ping(destination=[self.node], timeout=timeout)
+        except (OSError, OperationalError):
+            return False
         finally:
             app.close()
         return any(self.node in reply for reply in replies)
