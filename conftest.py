@@ -24,8 +24,10 @@ os.environ.setdefault("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "d
 @pytest.fixture(scope="session")
 def bench_app(bench_broker: Broker) -> Iterator[Celery]:
     """``tasks.app`` configured for the session's broker and result backend."""
-    os.environ["CELERY_BROKER_URL"] = bench_broker.url
-    os.environ["CELERY_RESULT_BACKEND"] = bench_broker.url
+    # Celery prefers these variables over any app's configuration: left set (e.g. by a user's shell) they
+    # would send this process's apps to another broker. Children get the session broker explicitly.
+    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        os.environ.pop(name, None)
     import tasks
 
     tasks.app.conf.broker_url = bench_broker.url

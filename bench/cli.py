@@ -40,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive(kind: type[int] | type[float]):  # type: ignore[no-untyped-def]
+def _positive(kind: type[int] | type[float], *, at_least: int = 0):  # type: ignore[no-untyped-def]
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
@@ -48,6 +48,8 @@ def _positive(kind: type[int] | type[float]):  # type: ignore[no-untyped-def]
             raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}; give a positive number")
         if not value > 0 or value != value or value == float("inf"):
             raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
+        if value < at_least:
+            raise argparse.ArgumentTypeError(f"{text!r} is too small: give at least {at_least}")
         return value
 
     parse.__name__ = kind.__name__
@@ -81,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     sizes = run.add_argument_group("sizes (override the --quick or full plan)")
     sizes.add_argument("--samples", type=_positive(int), metavar="N", help="enqueue calls timed per round")
     sizes.add_argument("--rounds", type=_positive(int), metavar="N", help="enqueue rounds")
-    sizes.add_argument("--drain-tasks", type=_positive(int), metavar="N", help="tasks per drain round")
+    sizes.add_argument(
+        "--drain-tasks",
+        type=_positive(int, at_least=2),  # a rate needs a first and a last completion
+        metavar="N",
+        help="tasks per drain round (at least 2)",
+    )
     sizes.add_argument(
         "--rate", type=_positive(float), metavar="PER_S", help="open-loop arrival rate (tasks/s)"
     )
@@ -149,8 +156,25 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+CELERY_ENV_URLS = (
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "CELERY_BROKER_READ_URL",
+    "CELERY_BROKER_WRITE_URL",
+)
+"""Variables Celery prefers over any app's configured URLs: they would send the harness's own client
+apps to another broker. The harness passes its broker explicitly to everything it starts."""
+
+
+def _drop_celery_env_urls() -> None:
+    for name in CELERY_ENV_URLS:
+        if os.environ.pop(name, None):
+            _say(f"bench: ignoring {name} from the environment (use --broker-url to choose the broker)")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     options, path = _options(args)
+    _drop_celery_env_urls()
     _say(
         f"bench: pools {', '.join(options.pools)}; {'quick' if options.quick else 'full'} run; report {path}"
     )
@@ -180,12 +204,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         _say(f"python -m bench run: error: {exc}")
         return EXIT_USAGE
-    except BrokerError as exc:  # e.g. no redis-server installed: the message says what to install
-        _say(f"python -m bench run: error: {exc}")
-        return EXIT_USAGE
+    except BrokerError as exc:  # e.g. no redis-server installed, or it died: the message says what to do
+        _say(f"python -m bench run: failed: {_first_line(exc)}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _say("python -m bench run: interrupted; every worker and broker it started has been stopped")
         return EXIT_INTERRUPTED
-    except (RuntimeError, TimeoutError, OSError) as exc:
-        _say(f"python -m bench run: failed: {exc}")
+    except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
+        _say(f"python -m bench run: failed: {_first_line(exc)}")
         return EXIT_FAILED
+
+
+def _first_line(exc: BaseException) -> str:
+    """One line for the terminal (a broker's or worker's log tail stays in the exception, not on screen)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

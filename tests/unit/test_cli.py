@@ -112,3 +112,37 @@ def test_report_is_written_and_the_exit_status_tells_about_errors(monkeypatch, c
     assert path.with_suffix(".png").exists() and path.with_suffix(".html").exists()
     out = capsys.readouterr().out
     assert out.startswith("scenario") and f"wrote {path}" in out
+
+
+def test_drain_needs_two_tasks(no_run, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "--drain-tasks", "1", "--json", str(tmp_path / "r.json")])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--drain-tasks" in err and "'1' is too small: give at least 2" in err
+
+
+def test_celery_url_variables_do_not_redirect_the_harness(monkeypatch, capsys, tmp_path):
+    """Celery prefers CELERY_BROKER_URL over an app's own URL; the job must not send its apps there."""
+    seen = {}
+
+    def fake_run(options, progress):
+        seen["env"] = {k: v for k, v in cli.os.environ.items() if k.startswith("CELERY_")}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scenarios, "run", fake_run)
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://elsewhere:6379/0")
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://elsewhere:6379/0")
+    assert cli.main(["run", "--json", str(tmp_path / "r.json")]) == cli.EXIT_INTERRUPTED
+    assert seen["env"] == {}
+    assert "ignoring CELERY_BROKER_URL from the environment" in capsys.readouterr().err
+
+
+def test_a_failure_mid_run_is_one_line_and_status_1(monkeypatch, capsys, tmp_path):
+    def fail(options, progress):
+        raise cli.BrokerError("private redis-server exited with 1: \nlog line 1\nlog line 2")
+
+    monkeypatch.setattr(scenarios, "run", fail)
+    assert cli.main(["run", "--json", str(tmp_path / "r.json")]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "python -m bench run: failed: private redis-server exited with 1:"
