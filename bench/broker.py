@@ -13,7 +13,7 @@ import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
 
@@ -57,7 +57,7 @@ def check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
         raise BrokerError(
-            f"unsupported broker URL {url!r}: the harness speaks Redis; use redis://HOST:PORT/DB"
+            f"unsupported broker URL {redact(url)!r}: the harness speaks Redis; use redis://HOST:PORT/DB"
         )
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
@@ -70,12 +70,28 @@ def check_url(url: str) -> None:
 
 
 def redact(url: str) -> str:
-    """``url`` without its password, for logs and reports."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+    """``url`` without its password (in the user info or a ``password=`` query), for logs and reports."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL we can parse: show nothing of it
+        return "<unparsable URL>"
+    if password:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}:***@{hostport}")
+    if parts.query:
+        query = [
+            (key, "***" if key.lower() == "password" else value)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return parts.geturl()
+
+
+def redact_text(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` masked (e.g. a command line with --requirepass)."""
+    return text.replace(secret, "***") if secret else text
 
 
 @dataclass
@@ -131,6 +147,9 @@ class Broker:
             log = self.process.log_text()[-2000:]
             self.stop()
             raise BrokerError(f"private redis-server did not answer PING: {exc}\n{log}") from exc
+        except BaseException:  # it exited at once (BrokerError from _answers), or Ctrl-C: leave nothing
+            self.stop()
+            raise
         return self
 
     def _answers(self) -> bool:

@@ -341,3 +341,16 @@ def harness_processes(run_id: str) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
+
+
+def reap_run(run_id: str) -> list[int]:
+    """Kill every process carrying ``run_id`` and wait for it: the last resort after a harness run that
+    was itself killed (its own cleanup never ran). Returns the pids it found."""
+    found = harness_processes(run_id)
+    for proc in found:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(found, timeout=defaults.KILL_TIMEOUT)
+    return [p.pid for p in found]

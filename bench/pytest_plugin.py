@@ -157,7 +157,7 @@ def make_beat(bench_broker: Broker) -> Iterator[Callable[..., Beat]]:
 
 
 @pytest.fixture
-def unique_key(request: pytest.FixtureRequest) -> Callable[[str], str]:
+def unique_key() -> Callable[[str], str]:
     """Keys no other test or example can produce: ``unique_key('retries')``."""
     base = f"t:{uuid.uuid4().hex[:12]}"
 

@@ -33,6 +33,7 @@ import redis
 
 from bench import defaults, loadgen, stats
 from bench.broker import Broker, from_option, redact
+from bench.faults import reliability_section
 from bench.procs import wait_for
 from bench.worker import PROJECT_ROOT, Worker, control_app
 
@@ -503,18 +504,11 @@ def _cleanup_external(conn: redis.Redis, queue: str, run_id: str) -> None:
             conn.delete(*batch)
 
 
-def _reliability(options: Options, note: Progress) -> tuple[Any, ...] | None:
-    """The fault section from ``bench.faults``, if that module (and its entry point) is present."""
-    try:
-        from bench import faults  # noqa: PLC0415 - optional, owned by another module
-    except ImportError:
-        note("reliability: bench.faults is not installed; section skipped")
-        return None
-    section = getattr(faults, "reliability_section", None)
-    if section is None:
-        note("reliability: bench.faults has no reliability_section(); section skipped")
-        return None
-    records = section(list(options.pools), broker_url=options.broker_url, quick=options.quick, progress=note)
+def _reliability(options: Options, note: Progress) -> tuple[Any, ...]:
+    """The reliability section (``bench.faults``): fault scenarios with loss accounting, per pool."""
+    records = reliability_section(
+        list(options.pools), broker_url=options.broker_url, quick=options.quick, progress=note
+    )
     return tuple(records)
 
 
@@ -615,5 +609,5 @@ def collect_context(*, broker: Broker, options: Options, message_bytes: int, que
         "queue": queue,
         "serializer": "json",
         "worker_loglevel": WORKER_LOGLEVEL,
-        "argv": sys.argv[1:],
+        "argv": [redact(arg) if "://" in arg else arg for arg in sys.argv[1:]],
     }

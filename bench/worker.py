@@ -120,14 +120,19 @@ class Worker:
             self.log_dir = make_tempdir("worker")
             self._own_log_dir = True
         env = child_env(self.broker_url, self.backend_url, self.env)
-        self.process = ManagedProcess(
+        process = ManagedProcess(
             self.argv(),
             name=f"worker:{self.node}",
             log_path=self.log_path,
             env=env,
             cwd=PROJECT_ROOT,
             platform=self.platform,
-        ).start()
+        )
+        try:
+            self.process = process.start()
+        except BaseException:
+            self._cleanup()
+            raise
         if wait:
             try:
                 self.wait_ready()

@@ -18,10 +18,13 @@ import psutil
 import pytest
 
 from bench import defaults
-from bench.procs import harness_processes, wait_for
+from bench.procs import harness_processes, reap_run, wait_for
 from bench.worker import PROJECT_ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX process groups and SIGINT"),
+]
 NESTED_TIMEOUT = 300.0
 """Seconds a nested harness run may take before the test fails (it is killed then)."""
 
@@ -43,11 +46,10 @@ def _nested(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], str, P
     return proc, run_id, tmp
 
 
-def _assert_nothing_left(run_id: str, tmp: Path) -> None:
-    survivors = [f"{p.pid} {' '.join(p.cmdline())}" for p in harness_processes(run_id)]
-    assert survivors == [], f"processes left behind: {survivors}"
+def _leftovers(run_id: str, tmp: Path) -> tuple[list[str], list[str]]:
+    survivors = [f"{p.pid} {p.name()}" for p in harness_processes(run_id)]  # no cmdline: it holds passwords
     strays = sorted(p.name for p in tmp.iterdir() if p.name.startswith(defaults.TEMP_PREFIX))
-    assert strays == [], f"temp dirs left behind: {strays}"
+    return survivors, strays
 
 
 def _worker_with_children(run_id: str) -> bool:
@@ -60,6 +62,14 @@ def _worker_with_children(run_id: str) -> bool:
     return False
 
 
+def _stop_nested(proc: subprocess.Popen[bytes], run_id: str) -> None:
+    """If the nested run is still going (this test failed or timed out), stop it and all it started."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    reap_run(run_id)
+
+
 def test_nothing_left_after_a_run(tmp_path):
     proc, run_id, tmp = _nested(
         tmp_path,
@@ -69,10 +79,15 @@ def test_nothing_left_after_a_run(tmp_path):
         "--pool",
         "prefork",
     )
-    out, _ = proc.communicate(timeout=NESTED_TIMEOUT)
+    try:
+        out, _ = proc.communicate(timeout=NESTED_TIMEOUT)
+        survivors, strays = _leftovers(run_id, tmp)  # looked at before the last-resort reaping below
+    finally:
+        _stop_nested(proc, run_id)
     assert proc.returncode == 0, out.decode()[-3000:]
     assert b"2 passed" in out
-    _assert_nothing_left(run_id, tmp)
+    assert survivors == [], f"processes left behind: {survivors}"
+    assert strays == [], f"temp dirs left behind: {strays}"
 
 
 def test_nothing_left_after_ctrl_c(tmp_path):
@@ -82,9 +97,9 @@ def test_nothing_left_after_ctrl_c(tmp_path):
         wait_for(lambda: _worker_with_children(run_id), timeout=NESTED_TIMEOUT, what="a prefork worker")
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=NESTED_TIMEOUT)
+        survivors, strays = _leftovers(run_id, tmp)  # looked at before the last-resort reaping below
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop_nested(proc, run_id)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out.decode()[-3000:]
-    _assert_nothing_left(run_id, tmp)
+    assert survivors == [], f"processes left behind: {survivors}"
+    assert strays == [], f"temp dirs left behind: {strays}"

@@ -6,6 +6,7 @@ import pytest
 
 import tasks.celery_config as config
 from bench import defaults
+from bench.broker import redact
 from tasks.behaviour import config_value
 
 pytestmark = pytest.mark.integration
@@ -31,4 +32,6 @@ def test_task_sees_the_config_module(app):
 def test_environment_overrides_the_seed_urls(app, bench_broker):
     # The contract: CELERY_BROKER_URL / CELERY_RESULT_BACKEND (set by the harness) beat the seed's
     # redis://127.0.0.1:6379 -- the worker reports the private broker's URL.
-    assert config_value.delay("result_backend").get(timeout=RESULT) == bench_broker.url
+    seen = config_value.delay("result_backend").get(timeout=RESULT)
+    same = seen == bench_broker.url  # compared outside the assert so a failure never prints the password
+    assert same, f"the worker's result_backend is {redact(seen)}, not the session's {bench_broker.redacted}"

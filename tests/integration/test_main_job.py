@@ -20,10 +20,13 @@ import jsonschema
 import pytest
 
 from bench import defaults, report
-from bench.procs import harness_processes, wait_for
+from bench.procs import harness_processes, reap_run, wait_for
 from bench.pytest_plugin import selected_pools
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX signals; needs a private redis-server"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_TIMEOUT = 300.0
@@ -55,7 +58,11 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     argv = [sys.executable, "-m", "bench", "run", "--quick", "--no-reliability", "--json", str(out)]
     for pool in pools:
         argv += ["--pool", pool]
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=QUICK_TIMEOUT)
+    try:
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=QUICK_TIMEOUT)
+        procs, dirs = _leftovers(tmp_path, run_id)  # looked at before the last-resort reaping below
+    finally:
+        reap_run(run_id)  # a timed-out job is SIGKILLed by subprocess.run: its children would survive
     assert done.returncode == 0, done.stderr[-3000:]
 
     doc = json.loads(out.read_text())
@@ -95,8 +102,6 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     assert "data:image/png;base64," in out.with_suffix(".html").read_text()
     progress = [line for line in done.stderr.splitlines() if line.startswith("[")]
     assert progress and progress[-1].startswith(f"[{len(progress):>2}/{len(progress)}]")
-
-    procs, dirs = _leftovers(tmp_path, run_id)
     assert procs == [] and dirs == [], (procs, dirs)
 
 
@@ -120,15 +125,16 @@ def test_ctrl_c_mid_run_reaps_everything_and_exits_130(tmp_path):
         assert harness_processes(run_id), "the worker and the broker should be running now"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=EXIT_TIMEOUT) == 130, "".join(lines)
+        procs, dirs = _leftovers(tmp_path, run_id)  # looked at before the last-resort reaping below
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reap_run(run_id)
         reader.join(5)
         proc.stderr.close()
     assert "interrupted" in lines[-1]
     assert not (tmp_path / "r.json").exists()
-    procs, dirs = _leftovers(tmp_path, run_id)
     assert procs == [] and dirs == [], (procs, dirs)
 
 

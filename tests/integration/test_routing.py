@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench import defaults
@@ -13,12 +15,14 @@ pytestmark = pytest.mark.integration
 RESULT = defaults.RESULT_TIMEOUT
 
 
-def _queue_length(app, queue: str) -> int:
+def _queued_ids(app, queue: str) -> set[str]:
+    """Ids of the task messages waiting in ``queue`` (the Redis list kombu keeps for it)."""
     with app.connection_for_write() as conn:
-        return int(conn.default_channel.client.llen(queue))
+        raw = conn.default_channel.client.lrange(queue, 0, -1)
+    return {json.loads(entry)["headers"]["id"] for entry in raw}
 
 
-def test_routed_task_waits_for_a_worker_of_its_queue(app, worker, make_worker, pool, unique_key):
+def test_routed_task_waits_for_a_worker_of_its_queue(app, worker, make_worker, pool):
     queue = "add_queue"
     assert app.amqp.router.route({}, routed_add.name)["queue"].name == queue
     routed = routed_add.delay(2, 2)
@@ -26,7 +30,7 @@ def test_routed_task_waits_for_a_worker_of_its_queue(app, worker, make_worker, p
     assert where.delay().get(timeout=RESULT) == worker.node
     # ... while the routed one still sits, unconsumed, in its own queue.
     assert routed.state == "PENDING"
-    assert _queue_length(app, queue) >= 1
+    assert routed.id in _queued_ids(app, queue)
     q_worker = make_worker(pool=pool, queues=[queue])
     assert routed.get(timeout=RESULT) == 4
     # the -Q worker consumes only its queue: it never takes the default queue's work

@@ -37,7 +37,8 @@ def test_delay_returns_before_the_work_is_done(app):
     total = time.perf_counter() - started
     assert state_after_call in (states.PENDING, states.STARTED)
     assert total >= work
-    assert call_time < work / 4, f"delay() took {call_time:.3f}s of a {work}s task"
+    # Both durations come from this run: the call is a small fraction of the time to the result.
+    assert call_time * 4 < total, f"delay() took {call_time:.3f}s of the {total:.3f}s to the result"
 
 
 def test_apply_async_equals_delay(app):

@@ -21,7 +21,18 @@ def test_unknown_pool_names_the_choices():
 
 def test_redact_hides_the_password():
     assert broker.redact("redis://:s3cret@127.0.0.1:1234/0") == "redis://:***@127.0.0.1:1234/0"
+    assert broker.redact("redis://user:s3cret@h:1/0") == "redis://user:***@h:1/0"
+    assert broker.redact("redis://h:1/0?password=s3cret&db=2") == "redis://h:1/0?password=***&db=2"
     assert broker.redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert (
+        broker.redact_text("redis-server --requirepass s3cret", "s3cret") == "redis-server --requirepass ***"
+    )
+
+
+def test_refused_url_never_echoes_its_password():
+    with pytest.raises(broker.BrokerError) as info:
+        broker.check_url("amqp://u:s3cret@h//")
+    assert "s3cret" not in str(info.value) and "amqp://u:***@h//" in str(info.value)
 
 
 def test_private_redis_is_loopback_with_a_password():
