@@ -11,6 +11,7 @@ Keys come from the caller (unique per test example), so examples never see each 
 
 import json
 import time
+from collections.abc import Callable
 
 from tasks import app, ledger
 
@@ -57,6 +58,31 @@ def fail_on(x, bad, key):
 def total(values):
     """A chord callback: the sum of the header's results."""
     return sum(values)
+
+
+# -- bounded waiting inside a task ---------------------------------------------------------------
+
+LINGER_TIMEOUT = 10.0
+"""Seconds a task waits (:func:`_linger_until`) for another attempt's store before it goes on."""
+
+LINGER_POLL = 0.01
+"""Seconds between two polls of :func:`_linger_until` (the waits it bounds last milliseconds)."""
+
+
+def _linger_until(condition: Callable[[], object]) -> bool:
+    """Poll ``condition`` every :data:`LINGER_POLL` s for at most :data:`LINGER_TIMEOUT` s; whether it held.
+
+    The worker-side twin of ``bench.procs.wait_for``, for two reasons. The app under test does not
+    depend on the harness (``bench`` names the app by import path so that it can verify a user's own
+    app; nothing in ``tasks`` imports ``bench``). And a task must not raise when the wait runs out: the
+    attempt records what it saw and goes on, so the test reports that instead of a changed task state.
+    """
+    deadline = time.monotonic() + LINGER_TIMEOUT
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(LINGER_POLL)
+    return True
 
 
 # -- retrying tasks ------------------------------------------------------------------------------
@@ -156,11 +182,26 @@ def backoff_task_name(factor: int, maximum: int, jitter: bool) -> str:
     return f"tasks.canvas.backoff_f{factor}_max{maximum}_{'jitter' if jitter else 'exact'}"
 
 
+def _retry_stored(self, exc, task_id, args, kwargs, einfo):
+    """``on_retry`` of the backoff tasks: ledger that this attempt's RETRY state is in the backend.
+
+    Celery calls ``on_retry`` right after ``mark_as_retry`` (``celery.app.trace.handle_retry``).
+    """
+    ledger.record(f"{args[0]}:retry-stored", task_id)
+
+
 def _backoff_body(self, key, fail_times):
     attempt = _attempt(self, key)
     if attempt <= fail_times:
         _raised(key)
         raise FlakyError(f"{key}: attempt {attempt} of {fail_times} planned failures")
+    # A jittered countdown can be 0, and then this attempt may start (prefork, threads) before the one
+    # that retried it has stored its RETRY state, which would then overwrite this attempt's SUCCESS
+    # (the race ``test_an_attempt_outliving_its_retry_keeps_the_final_state`` records). Storing SUCCESS
+    # only after every earlier RETRY is stored keeps the property about backoff, and its check of the
+    # final result unconditional. Start times are recorded above, so the measured gaps are unaffected.
+    ordered = _linger_until(lambda: ledger.client().llen(f"{key}:retry-stored") >= attempt - 1)
+    ledger.record(f"{key}:ordered", "stored" if ordered else "timeout")
     value = {"attempts": attempt, "retries": self.request.retries}
     ledger.record(f"{key}:returned", json.dumps(value))
     return value
@@ -180,6 +221,7 @@ def _make_backoff_task(factor: int, maximum: int, jitter: bool):
         retry_backoff=factor,
         retry_backoff_max=maximum,
         retry_jitter=jitter,
+        on_retry=_retry_stored,
     )(body)
 
 
@@ -189,18 +231,17 @@ backoff_tasks = {config: _make_backoff_task(*config) for config in BACKOFF_CONFI
 
 # -- a retry whose attempt outlives its retry (the RETRY-overwrites-a-final-state race) -------------
 
-LINGER_TIMEOUT = 10.0
-"""Seconds a lingering attempt waits for its retry to finish before it gives up and goes on."""
 
+def _linger_for_state(task_id, wanted, key):
+    """Wait (bounded, :func:`_linger_until`) until ``task_id`` is in state ``wanted``; ledger the state."""
+    seen = []
 
-def _linger_until(task_id, wanted, key):
-    """Poll the result backend (bounded) until ``task_id`` is in state ``wanted``; ledger the outcome."""
-    deadline = time.monotonic() + LINGER_TIMEOUT
-    state = app.AsyncResult(task_id).state
-    while state != wanted and time.monotonic() < deadline:
-        time.sleep(0.01)
-        state = app.AsyncResult(task_id).state
-    ledger.record(f"{key}:lingered", state)
+    def reached():
+        seen.append(app.AsyncResult(task_id).state)
+        return seen[-1] == wanted
+
+    _linger_until(reached)
+    ledger.record(f"{key}:lingered", seen[-1])
 
 
 class _StoreStall:
@@ -217,7 +258,7 @@ class _StoreStall:
     def __json__(self):
         self.calls += 1
         if self.calls == 2:
-            _linger_until(self.task_id, "SUCCESS", self.key)
+            _linger_for_state(self.task_id, "SUCCESS", self.key)
         return f"stall:{self.key}"
 
     def __repr__(self):
@@ -243,5 +284,5 @@ def retry_outlived(self, key, final):
         exc = FlakyError(_StoreStall(self.request.id, key))
         raise self.retry(exc=exc, countdown=0, max_retries=1)
     retry = self.retry(exc=FlakyError(f"{key}: attempt 1"), countdown=0, max_retries=1, throw=False)
-    _linger_until(self.request.id, "FAILURE", key)
+    _linger_for_state(self.request.id, "FAILURE", key)
     raise retry

@@ -53,7 +53,7 @@ def load(name: str) -> None:
 
 def examples(fraction: float) -> int:
     """``fraction`` of the current profile's ``max_examples`` (at least 1), for costly properties."""
-    return max(1, round(settings.default.max_examples * fraction))
+    return max(1, round(settings().max_examples * fraction))  # settings(): the loaded profile's
 
 
 # Loaded at import, so test modules collected later see the profile in ``settings.default``.

@@ -197,11 +197,12 @@ class BackoffCase:
     fail_times: int
 
 
-backoffs = st.builds(
-    lambda config, fail_times: BackoffCase(*config, fail_times=fail_times),
-    st.sampled_from(BACKOFF_CONFIGS),
-    st.integers(min_value=1, max_value=3),
-)
+def _backoff_case(config: tuple[int, int, bool], fail_times: int) -> BackoffCase:
+    factor, maximum, jitter = config
+    return BackoffCase(factor=factor, maximum=maximum, jitter=jitter, fail_times=fail_times)
+
+
+backoffs = st.builds(_backoff_case, st.sampled_from(BACKOFF_CONFIGS), st.integers(min_value=1, max_value=3))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -31,6 +32,36 @@ IDLE_TIMEOUT = 30.0
 
 INSPECT_TIMEOUT = 1.0
 """Seconds one ``inspect`` call waits for the node's reply (a busy solo worker answers late)."""
+
+
+class ResultTimeout(Exception):
+    """What a property waited for (a result, a ledger record, an idle worker) never came in its bound.
+
+    A property failure, like an assertion: a defect can make a result never arrive. Kept apart from
+    the builtin ``TimeoutError`` (``OSError``), which a socket or an unreachable server also raises.
+    """
+
+
+def wait_until(condition: Callable[[], object], *, timeout: float, what: str) -> object:
+    """``bench.procs.wait_for``, its own timeout raised as :class:`ResultTimeout`.
+
+    An error ``condition`` raises (a ``TimeoutError`` from a socket included) passes through as it is.
+    """
+    polling = False
+
+    def polled() -> object:
+        nonlocal polling
+        polling = True
+        value = condition()
+        polling = False
+        return value
+
+    try:
+        return wait_for(polled, timeout=timeout, what=what)
+    except TimeoutError as error:
+        if polling:
+            raise
+        raise ResultTimeout(str(error)) from None
 
 
 def new_key(label: str) -> str:
@@ -85,7 +116,7 @@ class Target:
                     return False
             return True
 
-        wait_for(idle, timeout=timeout, what=f"worker {self.node} to become idle on {self.queue_name}")
+        wait_until(idle, timeout=timeout, what=f"worker {self.node} to become idle on {self.queue_name}")
 
 
 def records(key: str) -> list[str]:

@@ -17,16 +17,32 @@ from typing import Any
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import FlakyFailure
 
 from . import checks, strategies
 from .model import Step
 from .strategies import AutoretryCase, ChainCase, CountdownCase, FailCase, GroupCase, RetryCase
-from .target import Target
+from .target import ResultTimeout, Target
 
 pytestmark = pytest.mark.properties
 
 GENERATED = 30
 """Generated examples each broken variant gets before shrinking (the breaks show within a few)."""
+
+PROPERTY_FAILURES: tuple[type[BaseException], ...] = (
+    AssertionError,  # a property's comparison with the model (task errors where a value was due too)
+    pytest.fail.Exception,  # pytest.raises: the expected task error never came ("DID NOT RAISE")
+    ResultTimeout,  # a result or ledger record never arrived within its bound
+)
+"""What a property reports when it catches a defect. Anything else (a refused connection, a worker
+that did not start, a builtin ``TimeoutError``) is an error of the harness: the meta-test errors."""
+
+
+def _property_failure(error: BaseException) -> bool:
+    """A property failure, or hypothesis's ``FlakyFailure`` wrapping only property failures."""
+    if isinstance(error, FlakyFailure):
+        return all(_property_failure(inner) for inner in error.exceptions)
+    return isinstance(error, PROPERTY_FAILURES)
 
 
 @dataclass(frozen=True)
@@ -120,13 +136,15 @@ def test_property_catches_broken_worker(variant, bench_app, make_worker, record_
         tried.append(case)
         try:
             defect.check(target, case)
-        except BaseException:
+        except PROPERTY_FAILURES:
             failing.append(case)
             raise
 
-    # Any failure of the property counts: an assertion, a missing exception (pytest.fail), a timeout.
-    with pytest.raises((Exception, pytest.fail.Exception)) as failure:
+    # Only what a property reports counts; any other error propagates and errors this test.
+    with pytest.raises((*PROPERTY_FAILURES, FlakyFailure)) as failure:
         prop()
+    assert _property_failure(failure.value), f"not a property failure: {failure.value!r}"
+    assert failing, "hypothesis reported a failure, but no example failed"
     notes = "\n".join(getattr(failure.value, "__notes__", []))
     assert "case=" in notes, f"hypothesis did not report a counterexample: {failure.value!r}"
     shrunk = tried[-1]  # hypothesis replays the minimal failing example last

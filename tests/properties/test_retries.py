@@ -61,9 +61,11 @@ def test_chain_continues_after_a_retried_step(app, worker, case):
 
 
 RETRY_RACE = (
-    "celery#6115: a retried task's RETRY state, stored by an attempt after it published its retry, "
-    "overwrites the retry's final state (FAILURE always: the Redis/key-value backend only guards SUCCESS, "
-    "celery#6090; SUCCESS when the write interleaves with that non-atomic get-then-set guard)"
+    "celery#6115, celery#6090 (closest upstream references; no upstream issue found for the Redis / "
+    "key-value backend): a retried task's RETRY state, stored by an attempt after it published its "
+    "retry, overwrites the retry's final state (FAILURE always: the key-value backend guards only "
+    "SUCCESS, celery#6090; SUCCESS when the write interleaves with that non-atomic get-then-set guard). "
+    "celery#6115 fixed this race for the Elasticsearch backend only."
 )
 
 
