@@ -96,6 +96,10 @@ WARM_TIMEOUT = defaults.WARM_STOP_TIMEOUT
 POLL = 0.05
 """Seconds between two reads of the ledger."""
 
+PREFETCH_MULTIPLIER = 4
+"""``worker_prefetch_multiplier`` of the scenarios' workers (Celery's default, set explicitly: a
+worker reserves at most this x its concurrency messages, which bounds what a broker restart can lose)."""
+
 
 # -- the client side ------------------------------------------------------------------------------------
 def client_app(broker_url: str, *, visibility_timeout: float | None = None) -> Celery:
@@ -125,12 +129,17 @@ def pin_urls(app: Celery, url: str) -> None:
 
 
 def worker_env(
-    *, acks_late: bool = False, reject_on_worker_lost: bool = False, visibility_timeout: float | None = None
+    *,
+    acks_late: bool = False,
+    reject_on_worker_lost: bool = False,
+    visibility_timeout: float | None = None,
+    prefetch_multiplier: int = PREFETCH_MULTIPLIER,
 ) -> dict[str, str]:
     """The ``tasks/celery_config.py`` overrides of a scenario's worker."""
     env = {
         "TASKS_ACKS_LATE": "1" if acks_late else "0",
         "TASKS_REJECT_ON_WORKER_LOST": "1" if reject_on_worker_lost else "0",
+        "TASKS_PREFETCH_MULTIPLIER": str(prefetch_multiplier),
     }
     if visibility_timeout is not None:
         env["TASKS_VISIBILITY_TIMEOUT"] = str(visibility_timeout)
@@ -218,15 +227,28 @@ def forget_pooled_connections(url: str) -> int:
     return dropped
 
 
-def restart_broker(broker: Broker, *, clock: Callable[[], float] = time.monotonic) -> float:
-    """Stop and start a private broker on the same port and directory; returns the downtime."""
+def restart_broker(
+    broker: Broker,
+    *,
+    while_down: Callable[[], object] = lambda: None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[float, float]:
+    """Stop a private broker, call ``while_down``, start it again on the same port and directory.
+
+    Drops this process's pooled connections to it (see :func:`forget_pooled_connections`). Returns
+    the ``clock`` instants at which it went down and answered again.
+    """
     if not broker.owned:
         raise BrokerError("refusing to restart a broker the harness did not start")
-    started = clock()
-    broker.restart()
-    downtime = clock() - started
+    down_at = clock()
+    broker.stop_server()
+    try:
+        while_down()
+    finally:
+        broker.start()
+    up_at = clock()
     forget_pooled_connections(broker.url)
-    return downtime
+    return down_at, up_at
 
 
 @dataclass(frozen=True)
@@ -369,6 +391,12 @@ class Outcome:
     pids: tuple[int, ...] = ()
 
 
+REDIS_PRIORITY_SEP = "\x06\x16"
+"""kombu's Redis separator (of priority queue names, and of a binding's routing key/pattern/queue)."""
+REDIS_PRIORITY_STEPS = (0, 3, 6, 9)
+"""kombu's Redis transport keeps priority ``p`` of queue ``q`` in key ``q + SEP + p`` (``p`` > 0)."""
+
+
 class _Run:
     """One scenario run: a run id, a queue of its own, the client app, the workers it started."""
 
@@ -382,6 +410,13 @@ class _Run:
         self.redis = broker.client()
         self.workers: list[Worker] = []
         self.pids: set[int] = set()
+        self.task_ids: set[str] = set()  # every id this run published (or tried to): its keys to delete
+
+    def enqueue(self, task: str, args: Sequence[Any], *, count: int, **options: Any) -> Published:
+        """:func:`enqueue` to this run's queue, remembering the ids (for :meth:`close`)."""
+        published = enqueue(self.app, task, args, queue=self.queue, count=count, **options)
+        self.task_ids.update(published.ids + published.failed)
+        return published
 
     def worker(self, *, loglevel: str = "INFO", **env_options: Any) -> Worker:
         env = worker_env(visibility_timeout=self.visibility_timeout, **env_options)
@@ -429,13 +464,37 @@ class _Run:
         scores = [self.redis.zscore("unacked_index", tag) for tag in self._held()]
         return max((float(s) for s in scores if s is not None), default=0.0)
 
+    def run_keys(self) -> list[str]:
+        """The broker keys this run may have created (besides the ledger's and kombu's ``unacked``)."""
+        queues = [self.queue] + [f"{self.queue}{REDIS_PRIORITY_SEP}{p}" for p in REDIS_PRIORITY_STEPS if p]
+        return [
+            *queues,
+            *(f"{prefix}.{self.queue}" for prefix in ("_kombu.binding", "_kombu.binding_permanent")),
+            *(f"{w.node}.celery.pidbox" for w in self.workers),
+            *(f"celery-task-meta-{i}" for i in self.task_ids),
+        ]
+
     def close(self) -> None:
+        """Stop the workers, then delete exactly this run's keys (never any other: the broker may be
+        a user's): its ledger, queue, binding, results, and its messages left in ``unacked``."""
         for worker in reversed(self.workers):
             self.remember(worker)
             worker.stop()
         try:
             ledger.forget(self.redis, self.run)
-            self.redis.delete(self.queue)
+            tags = list(self._held())
+            if tags:
+                self.redis.hdel("unacked", *tags)
+                self.redis.zrem("unacked_index", *tags)
+            self.redis.zrem("_kombu.binding_deadlines", self.queue)
+            if self.workers:  # the bindings of its workers' control queues (a killed worker leaves its own)
+                sep = REDIS_PRIORITY_SEP
+                members = [f"{sep}{sep}{w.node}.celery.pidbox" for w in self.workers]
+                for key in ("_kombu.binding.celery.pidbox", "_kombu.binding_permanent.celery.pidbox"):
+                    self.redis.srem(key, *members)
+            keys = self.run_keys()
+            for start in range(0, len(keys), 1000):
+                self.redis.delete(*keys[start : start + 1000])
         except Exception:  # noqa: BLE001,S110 - cleanup of a broker that may be down
             pass
         self.redis.close()
@@ -474,7 +533,7 @@ def no_faults(broker: Broker, pool: str, *, count: int = LOAD_TASKS) -> Outcome:
     """``count`` tasks at the producer's full speed to one worker: lost 0, duplicated 0."""
     with _scenario(broker, pool) as run:
         run.worker(loglevel="WARNING")
-        published = enqueue(run.app, TASK_MARK, (run.run,), queue=run.queue, count=count)
+        published = run.enqueue(TASK_MARK, (run.run,), count=count)
         started = time.perf_counter()
         run.wait_done(len(published.ids), timeout=DRAIN_TIMEOUT, what="load tasks")
         drained = time.perf_counter() - started
@@ -521,7 +580,7 @@ def child_killed(
         worker = run.worker()
         task = TASK_WORK_LATE if acks_late else TASK_WORK
         args = (run.run, LONG_TASK_SECONDS, TASK_SECONDS)
-        published = enqueue(run.app, task, args, queue=run.queue, count=1)
+        published = run.enqueue(task, args, count=1)
         task_id = published.ids[0]
         wait_for(lambda: run.executions().pids.get(task_id), timeout=SETTLE_TIMEOUT,
                  what=f"task {task_id} to start in a pool child", interval=0.01)  # fmt: skip
@@ -586,7 +645,7 @@ def worker_killed(
     )
     with _scenario(broker, pool, visibility_timeout=visibility_timeout) as run:
         run.worker(acks_late=acks_late)
-        published = enqueue(run.app, TASK_WORK, (run.run, TASK_SECONDS), queue=run.queue, count=count)
+        published = run.enqueue(TASK_WORK, (run.run, TASK_SECONDS), count=count)
         _wait_mid_run(run, done=2, what="the run to be under way (2 done, 1 running)")
         kill_worker(run.workers[0])
         killed_at, killed_wall = clock(), wall()
@@ -637,7 +696,7 @@ def warm_shutdown(
     expected = "running tasks finish, prefetched ones requeued: lost 0, duplicated 0"
     with _scenario(broker, pool) as run:
         first = run.worker()
-        published = enqueue(run.app, TASK_WORK, (run.run, TASK_SECONDS), queue=run.queue, count=count)
+        published = run.enqueue(TASK_WORK, (run.run, TASK_SECONDS), count=count)
         _wait_mid_run(run, done=2, what="the run to be under way (2 done, 1 running)")
         stopped_at = clock()
         interrupted = ledger.in_flight(run.executions())
@@ -670,6 +729,8 @@ def warm_shutdown(
 
 # -- 5. broker restart mid-run ---------------------------------------------------------------------
 STALL_ISSUES = "celery#8990, celery#10205"
+CRASH_SYMPTOM = ("AttributeError", "'NoneType' object has no attribute 'hostname'")
+"""What a threads worker logs when it dies on the connection loss (kombu#582 / celery#10205 family)."""
 BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
 
 
@@ -689,7 +750,9 @@ def broker_restart(
     completing (longer than :data:`STALL_TIMEOUT`: the worker stalled). Messages the worker held
     across the restart stay in kombu's ``unacked`` hash until ``visibility_timeout`` has passed and a
     ``restore_visible`` sweep runs; the scenario then starts a second worker (whose start sweeps)
-    so that they run, and counts what ran twice (an ack lost in the restart means a redelivery).
+    so that they run, and counts what ran twice (an ack lost in the restart means a redelivery). A
+    worker that died or stalled is reported, and a replacement drains its queue, so that ``lost``
+    counts what the broker lost, not what a dead worker left queued.
     """
     scenario = "broker restart mid-run"
     expected = "the worker resumes by itself; every acknowledged publish runs: lost 0"
@@ -701,17 +764,17 @@ def broker_restart(
         raise BrokerError("the broker-restart scenario needs a private Redis with appendonly=True")
     with _scenario(broker, pool, visibility_timeout=visibility_timeout) as run:
         worker = run.worker()
-        before = enqueue(run.app, TASK_MARK, (run.run,), queue=run.queue, count=count)
+        before = run.enqueue(TASK_MARK, (run.run,), count=count)
         run.wait_done(count // 4, timeout=SETTLE_TIMEOUT, what="tasks before the restart")
-        down_at = clock()
-        broker.stop_server()
-        during = enqueue(run.app, TASK_MARK, (run.run,), queue=run.queue, count=3, retry=False)
-        broker.start()
-        up_at = clock()
+        refused: list[Published] = []
+        down_at, up_at = restart_broker(
+            broker, clock=clock,
+            while_down=lambda: refused.append(run.enqueue(TASK_MARK, (run.run,), count=3, retry=False)),
+        )  # fmt: skip
+        during = refused[0]
         run.app.close()
-        forget_pooled_connections(broker.url)
         run.app = client_app(broker.url, visibility_timeout=visibility_timeout)
-        after = enqueue(run.app, TASK_MARK, (run.run,), queue=run.queue, count=count)
+        after = run.enqueue(TASK_MARK, (run.run,), count=count)
         ids = before.ids + during.ids + after.ids
         failed = before.failed + during.failed + after.failed
         try:
@@ -722,6 +785,9 @@ def broker_restart(
             recovery = None
         stalled = recovery is None
         worker_alive = worker.alive()
+        crashed = not worker_alive and all(s in worker.log() for s in CRASH_SYMPTOM)
+        if stalled or not worker_alive:
+            run.worker()  # drains what the first one left: the loss count is about the broker, not the crash
         log_tail = "\n".join(
             line
             for line in worker.log().splitlines()[-400:]
@@ -733,15 +799,12 @@ def broker_restart(
             missing = {i for i in ids if i not in done}
             return run.queued() == 0 and missing <= run.held_ids()
 
-        held: set[str] = set()
-        unsettled = False
-        if not stalled:
-            try:
-                wait_for(settled, timeout=SETTLE_TIMEOUT, what="the worker to run all it was not holding",
-                         interval=POLL)  # fmt: skip
-            except TimeoutError:
-                unsettled = True  # some ids are neither done, queued nor held: counted lost below
-            held = run.held_ids()
+        try:
+            wait_for(settled, timeout=SETTLE_TIMEOUT, what="the worker to run all it was not holding",
+                     interval=POLL)  # fmt: skip
+        except TimeoutError:
+            pass  # some ids are neither done, queued nor held: counted lost below
+        held = run.held_ids()
         if held:
             latest = run.latest_delivery()
             wait_for(lambda: wall() > latest + visibility_timeout, timeout=visibility_timeout + 5,
@@ -752,9 +815,15 @@ def broker_restart(
                          all(i in run.executions().done for i in ids), timeout=SETTLE_TIMEOUT,
                          what="the held messages to be restored and run", interval=POLL)  # fmt: skip
             except TimeoutError:
-                unsettled = True
+                pass  # counted lost below
         executions = _stopped_and_read(run)
         tally = ledger.account(ids, executions, failed=failed)
+        lost_ids = frozenset(i for i in ids if executions.done.get(i, 0) == 0)
+        # kombu#1733's symptom: popped before the restart, never started, neither queued nor held.
+        brpop_loss = (
+            bool(lost_ids) and lost_ids <= set(before.ids) and run.queued() == 0
+            and not any(executions.starts.get(i, 0) for i in lost_ids) and not lost_ids & run.held_ids()
+        )  # fmt: skip
         ok = tally.lost == 0 and not stalled and worker_alive
         note = f"broker down {up_at - down_at:.1f}s; {len(during.failed)} publishes refused while down"
         if held:
@@ -762,9 +831,13 @@ def broker_restart(
                      f"visibility_timeout ({visibility_timeout:g}s here, 3600s by default)")  # fmt: skip
         if not worker_alive:
             note += f"; the worker exited with {worker.returncode()}"
-        if unsettled and tally.lost:
+            if crashed:
+                note += " on AttributeError at the connection loss (kombu#582 / celery#10205 family)"
+        if brpop_loss:
             note += (f"; {tally.lost} popped from the queue but never run nor held unacknowledged "
                      f"({BRPOP_LOSS_ISSUES})")  # fmt: skip
+        elif tally.lost:
+            note += f"; {tally.lost} never ran"
         if stalled:
             note += f"; worker stalled: idle {STALL_TIMEOUT:g}s after the broker was back ({STALL_ISSUES})"
         if before.failed or after.failed:
@@ -774,7 +847,9 @@ def broker_restart(
                           expected=expected, ok=ok, note=note),
             tally,
             {"stalled": stalled, "refused_while_down": len(during.failed), "worker_alive": worker_alive,
-             "downtime": up_at - down_at, "held": held, "log_tail": log_tail},
+             "downtime": up_at - down_at, "held": held, "log_tail": log_tail, "crash_symptom": crashed,
+             "lost_ids": lost_ids, "before_ids": frozenset(before.ids), "brpop_loss": brpop_loss,
+             "reserve_window": PREFETCH_MULTIPLIER * (worker.concurrency or 1)},
             tuple(run.pids),
         )  # fmt: skip
 
@@ -875,9 +950,7 @@ def countdown_redelivery(
     expected = "documented Redis caveat: redelivered after visibility_timeout, runs more than once"
     with _scenario(broker, pool, visibility_timeout=visibility_timeout) as run:
         run.worker()
-        published = enqueue(
-            run.app, TASK_MARK_RESULT, (run.run,), queue=run.queue, count=1, countdown=countdown
-        )
+        published = run.enqueue(TASK_MARK_RESULT, (run.run,), count=1, countdown=countdown)
         task_id = published.ids[0]
         wait_for(lambda: run.queued() == 0 and f"Task {TASK_MARK_RESULT}[{task_id}] received" in
                  run.workers[0].log(), timeout=SETTLE_TIMEOUT, what="worker A to hold the countdown task",

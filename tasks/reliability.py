@@ -86,9 +86,3 @@ def work(self, run, seconds, then=None):
 def work_late(self, run, seconds, then=None):
     """As :func:`work`, acknowledged after it returns and requeued if its worker process dies."""
     return _work(self.request, run, seconds, seconds if then is None else then)
-
-
-@app.task(bind=True, acks_late=True)
-def work_acks_late(self, run, seconds, then=None):
-    """As :func:`work`, acknowledged after it returns (``reject_on_worker_lost`` left at its default)."""
-    return _work(self.request, run, seconds, seconds if then is None else then)

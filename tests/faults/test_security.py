@@ -53,7 +53,7 @@ def test_pickled_message_is_refused_and_never_executed(pool, fault_broker, no_le
 
 
 @pytest.mark.pools("solo")  # a property of the broker, not of the pool
-def test_private_redis_listens_on_loopback_only_and_needs_its_password(pool):
+def test_private_redis_listens_on_loopback_only_and_needs_its_password(pool, redis_server):
     with private_redis() as broker:
         assert broker.process is not None
         listening = [
@@ -108,7 +108,7 @@ def test_wrong_argument_count_is_caught_before_sending_by_delay(app):
         add.delay(1)
 
 
-def test_two_harness_runs_do_not_see_each_others_tasks_or_results(pool, no_leaks):
+def test_two_harness_runs_do_not_see_each_others_tasks_or_results(pool, no_leaks, redis_server):
     with private_redis() as first, private_redis() as second:
         with Worker(first.url, pool=pool) as one, Worker(second.url, pool=pool) as two:
             no_leaks.extend([one.pid, two.pid, *one.child_pids(), *two.child_pids()])
