@@ -248,8 +248,11 @@ class _StoreStall:
     """An exception argument that holds Celery's result store open between its read and its write.
 
     ``KeyValueStoreBackend._store_result`` JSON-encodes the exception arguments once before it reads
-    the current state (to check they serialize) and once after (to write). The second encoding waits
-    until the task's retry has stored SUCCESS, so the read saw RETRY and the write lands after SUCCESS.
+    the current state (to check they serialize) and once after (to write). The second encoding ledgers
+    ``<key>:read`` (the read is done) and waits until the task's retry has stored SUCCESS, so the read
+    saw RETRY and the write lands after SUCCESS. The retry waits for ``<key>:read`` before it returns:
+    had its SUCCESS come before the read, Celery would skip this write (its SUCCESS guard), and the
+    reproduction would depend on timing.
     """
 
     def __init__(self, task_id, key):
@@ -258,6 +261,7 @@ class _StoreStall:
     def __json__(self):
         self.calls += 1
         if self.calls == 2:
+            ledger.record(f"{self.key}:read", self.task_id)
             _linger_for_state(self.task_id, "SUCCESS", self.key)
         return f"stall:{self.key}"
 
@@ -278,6 +282,7 @@ def retry_outlived(self, key, final):
     attempt = _attempt(self, key)
     if attempt > 1:
         if final == "success":
+            _linger_until(lambda: ledger.client().llen(f"{key}:read"))  # see _StoreStall
             return "done"
         raise self.retry(exc=FlakyError(f"{key}: attempt {attempt} failed for good"), max_retries=1)
     if final == "success":
