@@ -127,7 +127,7 @@ def test_celery_url_variables_do_not_redirect_the_harness(monkeypatch, capsys, t
     seen = {}
 
     def fake_run(options, progress):
-        seen["env"] = {k: v for k, v in cli.os.environ.items() if k.startswith("CELERY_")}
+        seen["env"] = {k: v for k, v in cli.os.environ.items() if k in cli.CELERY_ENV_URLS}
         raise KeyboardInterrupt
 
     monkeypatch.setattr(scenarios, "run", fake_run)
