@@ -24,6 +24,9 @@ from bench.scenarios import Result, Run
 SCHEMA_VERSION = 1
 """Version of the JSON report format; bumped on any incompatible change (see the module docstring)."""
 
+PROSE_FIELDS = ("expected", "note")
+"""Reliability fields that are sentences: in the JSON, and under the terminal table, not in it."""
+
 RELIABILITY_FIELDS = (
     "pool",
     "scenario",
@@ -291,8 +294,9 @@ def fidelity_lines(run: Run) -> list[str]:
 def reliability_table(records: Sequence[Any]) -> str:
     """The reliability records as a table (generic: any dataclass or mapping with the known fields)."""
     dicts = [_record(r) for r in records]
-    headers = [f for f in RELIABILITY_FIELDS if any(f in d for d in dicts)] or list(RELIABILITY_FIELDS)
-    extra = [k for d in dicts for k in d if k not in headers]
+    columns = [f for f in RELIABILITY_FIELDS if f not in PROSE_FIELDS]
+    headers = [f for f in columns if any(f in d for d in dicts)] or columns
+    extra = [k for d in dicts for k in d if k not in headers and k not in PROSE_FIELDS]
     headers += list(dict.fromkeys(extra))
 
     def cell(value: Any) -> str:
@@ -302,7 +306,15 @@ def reliability_table(records: Sequence[Any]) -> str:
             return f"{value:.2f}"
         return str(value)
 
-    return grid(headers, ([cell(d.get(h)) for h in headers] for d in dicts))
+    lines = [grid(headers, ([cell(d.get(h)) for h in headers] for d in dicts))]
+    # The sentences go under the grid (a column of them would be hundreds of characters wide): every
+    # row that is not plainly 'ok' says why, with what Celery's docs lead one to expect.
+    for d in dicts:
+        if d.get("verdict") != "ok" and (d.get("note") or d.get("expected")):
+            where = f"{d.get('pool', '?')} / {d.get('scenario', '?')}"
+            expected = f" (expected: {d['expected']})" if d.get("expected") else ""
+            lines.append(f"  {where}: {d.get('verdict', '')}: {d.get('note') or ''}{expected}")
+    return "\n".join(lines)
 
 
 def text(run: Run) -> str:

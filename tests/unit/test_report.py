@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import jsonschema
@@ -159,8 +160,16 @@ def test_text_report_shows_fidelity_notes_warnings_and_reliability():
     assert "note: e2e.start solo x1: a note about solo" in out
     assert "WARNING: something is off" in out
     reliability = out.split("RELIABILITY\n", 1)[1].splitlines()
-    assert reliability[0].split() == list(report.RELIABILITY_FIELDS)
+    assert reliability[0].split() == [f for f in report.RELIABILITY_FIELDS if f not in report.PROSE_FIELDS]
     assert reliability[2].split()[:3] == ["solo", "kill-worker", "100"]
+
+
+def test_reliability_sentences_go_under_the_table():
+    deviation = dataclasses.replace(RECORD, verdict="deviation", note="ran twice")
+    table = report.reliability_table([RECORD, deviation]).splitlines()
+    assert "expected" not in table[0] and "note" not in table[0]
+    assert table[-1] == "  solo / kill-worker: deviation: ran twice (expected: at-most-once)"
+    assert len(table) == 5  # header, rule, two rows, one sentence (the 'ok' row says nothing more)
 
 
 def test_reliability_table_is_generic():
