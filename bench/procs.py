@@ -239,9 +239,14 @@ class ManagedProcess:
                 pass
         if self.alive():
             self.popen.kill()
+        for proc in procs:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
         # The main process is waited for through Popen (psutil would reap it and lose its status);
         # the descendants through psutil.
-        _kill_and_wait(procs)
+        psutil.wait_procs(procs, timeout=defaults.KILL_TIMEOUT)
         try:
             self.popen.wait(timeout=defaults.KILL_TIMEOUT)
         except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL
@@ -342,15 +347,10 @@ def reap_run(run_id: str) -> list[int]:
     """Kill every process carrying ``run_id`` and wait for it: the last resort after a harness run that
     was itself killed (its own cleanup never ran). Returns the pids it found."""
     found = harness_processes(run_id)
-    _kill_and_wait(found)
-    return [p.pid for p in found]
-
-
-def _kill_and_wait(procs: list[psutil.Process]) -> None:
-    """SIGKILL (terminate, on Windows) each of ``procs`` still alive and wait for them all."""
-    for proc in procs:
+    for proc in found:
         try:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=defaults.KILL_TIMEOUT)
+    psutil.wait_procs(found, timeout=defaults.KILL_TIMEOUT)
+    return [p.pid for p in found]

@@ -23,7 +23,6 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from bench import defaults, pools
-from bench.client import client_app
 from bench.procs import ManagedProcess, is_windows, make_tempdir, remove_tempdir, wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +35,13 @@ class WorkerError(RuntimeError):
 
 def control_app(broker_url: str) -> Celery:
     """A minimal client app for control commands (ping, inspect) against ``broker_url``."""
-    return client_app(broker_url, name="bench-control", backend=False, broker_connection_timeout=2)
+    app = Celery("bench-control", broker=broker_url, set_as_current=False)
+    app.conf.broker_connection_retry_on_startup = True
+    app.conf.broker_connection_timeout = 2
+    # Celery prefers the CELERY_BROKER_URL environment variable over the configured broker_url; the
+    # read/write URLs come before it, so a harness process with that variable set still pings here.
+    app.conf.broker_read_url = app.conf.broker_write_url = broker_url
+    return app
 
 
 def child_env(
