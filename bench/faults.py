@@ -397,6 +397,30 @@ REDIS_PRIORITY_STEPS = (0, 3, 6, 9)
 """kombu's Redis transport keeps priority ``p`` of queue ``q`` in key ``q + SEP + p`` (``p`` > 0)."""
 
 
+def _envelope_id(raw: bytes | str) -> str | None:
+    """The task id of a kombu Redis envelope (None if it is not a task message)."""
+    try:
+        task_id = json.loads(raw)["headers"]["id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return task_id if isinstance(task_id, str) else None
+
+
+def unacked_ids(unacked: Mapping[bytes, bytes], queue: str) -> dict[str, str]:
+    """Delivery tag -> task id of ``queue``'s messages in a read of kombu's ``unacked`` hash
+    (each value is ``[envelope, exchange, routing_key]``; anything else is skipped)."""
+    held: dict[str, str] = {}
+    for tag, raw in unacked.items():
+        try:
+            message, _exchange, routing_key = json.loads(raw)
+            task_id = message["headers"]["id"] if routing_key == queue else None
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(task_id, str):
+            held[tag.decode()] = task_id
+    return held
+
+
 class _Run:
     """One scenario run: a run id, a queue of its own, the client app, the workers it started."""
 
@@ -443,17 +467,13 @@ class _Run:
     def queued(self) -> int:
         return int(self.redis.llen(self.queue))
 
+    def queued_ids(self) -> set[str]:
+        """Task ids of the messages waiting in this run's queue (one LRANGE)."""
+        return set(filter(None, map(_envelope_id, self.redis.lrange(self.queue, 0, -1))))
+
     def _held(self) -> dict[str, str]:
         """Delivery tag -> task id of this run's messages in kombu's ``unacked`` hash."""
-        held: dict[str, str] = {}
-        for tag, raw in self.redis.hgetall("unacked").items():
-            try:
-                message, _exchange, routing_key = json.loads(raw)
-                if routing_key == self.queue:
-                    held[tag.decode()] = message["headers"]["id"]
-            except (ValueError, KeyError, TypeError):
-                continue
-        return held
+        return unacked_ids(self.redis.hgetall("unacked"), self.queue)
 
     def held_ids(self) -> set[str]:
         """Task ids of this run held unacknowledged (delivered, not acked, not restored yet)."""
@@ -621,6 +641,72 @@ def child_killed(
 
 
 # -- 3. the whole worker killed mid-run ----------------------------------------------------------------
+BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
+
+ACKS_AFTER_THE_BODY = frozenset({"solo"})
+"""Pools that acknowledge a task only after its body, even without ``task_acks_late`` (celery#3430)."""
+
+
+@dataclass(frozen=True)
+class KillSnapshot:
+    """Where each task id of a run was at a worker's SIGKILL (read just before and just after it).
+
+    A message is in the queue (not delivered), in kombu's ``unacked`` hash (delivered, not
+    acknowledged: it comes back after the visibility timeout), or neither: acknowledged, or popped by
+    a BRPOP whose reply the dead worker never read (kombu#1733). The ledger tells started from done.
+    """
+
+    ids: frozenset[str]
+    queued_before: frozenset[str]
+    queued: frozenset[str]
+    held: frozenset[str]
+    started: frozenset[str]
+    done: frozenset[str]
+
+    @property
+    def interrupted(self) -> frozenset[str]:
+        """Started, not completed: what the kill interrupted."""
+        return self.started - self.done
+
+    @property
+    def acknowledged(self) -> frozenset[str]:
+        """Not completed and gone from the broker: acknowledged (or lost in a BRPOP window)."""
+        return self.ids - self.done - self.held - self.queued
+
+    @property
+    def popped_unseen(self) -> frozenset[str]:
+        """Queued just before the kill, never started, gone from queue and ``unacked`` after it:
+        kombu#1733's BRPOP window (a message popped but never recorded as unacknowledged)."""
+        return (self.acknowledged & self.queued_before) - self.started
+
+
+def kill_and_snapshot(run: _Run, ids: Sequence[str]) -> KillSnapshot:
+    """SIGKILL the run's first worker and read where every id was (queue, ``unacked``, ledger)."""
+    queued_before = run.queued_ids()
+    kill_worker(run.workers[0])
+    executions = run.executions()
+    return KillSnapshot(
+        ids=frozenset(ids), queued_before=frozenset(queued_before), queued=frozenset(run.queued_ids()),
+        held=frozenset(run.held_ids()), started=frozenset(executions.starts), done=frozenset(executions.done),
+    )  # fmt: skip
+
+
+def _wait_kill_point(run: _Run, *, acks_late: bool) -> None:
+    """Mid-run (2 done, one running); without acks_late, one running task already acknowledged (on a
+    pool that acknowledges before the body), so that the kill tests what the setting documents."""
+    need_ack = not acks_late and run.pool not in ACKS_AFTER_THE_BODY
+
+    def ready() -> bool:
+        executions = run.executions()
+        running = ledger.in_flight(executions)
+        if len(executions.done) < 2 or not running:
+            return False
+        return not need_ack or bool(running - run.held_ids())
+
+    what = "the run to be under way (2 done, 1 running" + (", acknowledged)" if need_ack else ")")
+    wait_for(ready, timeout=SETTLE_TIMEOUT, what=what, interval=0.01)
+
+
 def worker_killed(
     broker: Broker,
     pool: str,
@@ -633,9 +719,10 @@ def worker_killed(
 ) -> Outcome:
     """SIGKILL a worker mid-run, then start another one after the visibility timeout.
 
-    ``acks_late``: every unacknowledged task is restored and runs (lost 0; the interrupted ones run
-    twice). Without: the tasks running at the kill were acknowledged when they started, so they are
-    lost (at most once); the prefetched ones are restored.
+    What the broker still had at the kill (queued, or held unacknowledged) must run. ``acks_late``:
+    that is everything not completed (lost 0; the interrupted ones run twice). Without: the running
+    tasks were acknowledged before their body, so they are lost (at most once), and only a task
+    started but not yet acknowledged at the kill (the ack goes through the event loop) runs again.
     """
     scenario = "worker killed mid-run" + (" (acks_late)" if acks_late else "")
     expected = (
@@ -646,46 +733,69 @@ def worker_killed(
     with _scenario(broker, pool, visibility_timeout=visibility_timeout) as run:
         run.worker(acks_late=acks_late)
         published = run.enqueue(TASK_WORK, (run.run, TASK_SECONDS), count=count)
-        _wait_mid_run(run, done=2, what="the run to be under way (2 done, 1 running)")
-        kill_worker(run.workers[0])
+        _wait_kill_point(run, acks_late=acks_late)
         killed_at, killed_wall = clock(), wall()
-        interrupted = ledger.in_flight(run.executions())
+        snap = kill_and_snapshot(run, published.ids)
         # Every message the dead worker held was delivered before the kill: once the visibility
         # timeout has passed since then, a starting worker's restore_visible moves them all back.
         wait_for(lambda: wall() > killed_wall + visibility_timeout, timeout=visibility_timeout + 5,
                  what="the visibility timeout to pass", interval=POLL)  # fmt: skip
         run.worker(acks_late=acks_late)
-        expect_done = count if acks_late else count - len(interrupted)
+        must_run = snap.held | snap.queued
         try:
-            run.wait_done(expect_done, timeout=SETTLE_TIMEOUT, what="tasks of the killed worker's run")
+            wait_for(lambda: must_run <= set(run.executions().done), timeout=SETTLE_TIMEOUT,
+                     what="what the killed worker left in the broker to run", interval=POLL)  # fmt: skip
             recovery: float | None = clock() - killed_at
         except TimeoutError:
             recovery = None
+        stuck = frozenset(run.held_ids() & must_run)
         executions = _stopped_and_read(run)
         tally = ledger.account(published.ids, executions, failed=published.failed)
-        lost_ids = {i for i in published.ids if executions.done.get(i, 0) == 0}
-        twice = {i for i in published.ids if executions.starts.get(i, 0) > 1 or executions.done.get(i, 0) > 1}
+        lost_ids = frozenset(i for i in published.ids if executions.done.get(i, 0) == 0)
+        twice = frozenset(
+            i for i in published.ids if executions.starts.get(i, 0) > 1 or executions.done.get(i, 0) > 1
+        )
         if acks_late:
-            # At least once: the interrupted tasks run again, and so may tasks that had completed but
-            # whose late ack had not reached Redis when the worker died.
-            ok = tally.lost == 0 and interrupted <= twice
+            ok = tally.lost == 0 and snap.interrupted <= twice
         else:
-            ok = lost_ids == interrupted and tally.duplicated == 0
-        note = f"{len(interrupted)} in flight at the kill; visibility_timeout {visibility_timeout:g}s"
-        if not acks_late and not lost_ids and interrupted and tally.duplicated == len(interrupted):
-            note += (
-                "; the running tasks ran again instead of being lost: not acknowledged before they ran"
-                + (" (celery#3430: solo acks after the task body)" if pool == "solo" else "")
-            )
-        if acks_late and twice - interrupted:
-            note += f"; {len(twice - interrupted)} completed but unacknowledged at the kill also ran twice"
-        if recovery is None:
-            note += f"; not settled within {SETTLE_TIMEOUT:g}s"
+            ok = lost_ids == snap.acknowledged and bool(snap.interrupted & lost_ids) and twice <= snap.held
+        note = _worker_killed_note(snap, lost_ids, twice, stuck, recovery, acks_late=acks_late, pool=pool,
+                                   visibility_timeout=visibility_timeout)  # fmt: skip
         return Outcome(
             ledger.record(tally, pool=pool, scenario=scenario, recovery_seconds=recovery,
                           expected=expected, ok=ok, note=note),
-            tally, {"interrupted": interrupted, "lost_ids": lost_ids, "twice": twice}, tuple(run.pids),
+            tally,
+            {"snapshot": snap, "interrupted": snap.interrupted, "lost_ids": lost_ids, "twice": twice,
+             "stuck": stuck, "reserve_window": PREFETCH_MULTIPLIER * (run.workers[0].concurrency or 1)},
+            tuple(run.pids),
         )  # fmt: skip
+
+
+def _worker_killed_note(
+    snap: KillSnapshot,
+    lost_ids: frozenset[str],
+    twice: frozenset[str],
+    stuck: frozenset[str],
+    recovery: float | None,
+    *,
+    acks_late: bool,
+    pool: str,
+    visibility_timeout: float,
+) -> str:
+    note = f"{len(snap.interrupted)} in flight at the kill; visibility_timeout {visibility_timeout:g}s"
+    if not acks_late and snap.interrupted and snap.interrupted <= snap.held:
+        note += "; the running tasks ran again instead of being lost: not acknowledged before they ran" + (
+            " (celery#3430: solo acks after the task body)" if pool == "solo" else ""
+        )
+    if acks_late and twice - snap.interrupted:
+        note += f"; {len(twice - snap.interrupted)} completed but unacknowledged at the kill also ran twice"
+    if unseen := lost_ids & snap.popped_unseen:
+        note += f"; {len(unseen)} popped from the queue at the kill, never held ({BRPOP_LOSS_ISSUES})"
+    if stuck:
+        note += f"; {len(stuck)} still held unacknowledged: no restore sweep moved them back"
+    if recovery is None:
+        note += f"; not settled within {SETTLE_TIMEOUT:g}s"
+    return note
 
 
 # -- 4. warm shutdown mid-run ----------------------------------------------------------------------
@@ -731,7 +841,6 @@ def warm_shutdown(
 STALL_ISSUES = "celery#8990, celery#10205"
 CRASH_SYMPTOM = ("AttributeError", "'NoneType' object has no attribute 'hostname'")
 """What a threads worker logs when it dies on the connection loss (kombu#582 / celery#10205 family)."""
-BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
 
 
 def broker_restart(
