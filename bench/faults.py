@@ -479,6 +479,14 @@ class _Run:
         """Task ids of this run held unacknowledged (delivered, not acked, not restored yet)."""
         return set(self._held().values())
 
+    def held_since(self, wall: float) -> set[str]:
+        """Ids still held from a delivery before ``wall`` (their ``unacked_index`` score is earlier)."""
+        held = self._held()
+        scores = self.redis.zmscore("unacked_index", list(held)) if held else []
+        return {
+            held[tag] for tag, score in zip(held, scores, strict=True) if score is not None and score < wall
+        }
+
     def latest_delivery(self) -> float:
         """Wall time of the latest delivery among the held messages (their ``unacked_index`` score)."""
         scores = [self.redis.zscore("unacked_index", tag) for tag in self._held()]
@@ -748,7 +756,7 @@ def worker_killed(
             recovery: float | None = clock() - killed_at
         except TimeoutError:
             recovery = None
-        stuck = frozenset(run.held_ids() & must_run)
+        stuck = frozenset(run.held_since(killed_wall))  # never restored: no sweep moved them back
         executions = _stopped_and_read(run)
         tally = ledger.account(published.ids, executions, failed=published.failed)
         lost_ids = frozenset(i for i in published.ids if executions.done.get(i, 0) == 0)
@@ -876,6 +884,7 @@ def broker_restart(
         before = run.enqueue(TASK_MARK, (run.run,), count=count)
         run.wait_done(count // 4, timeout=SETTLE_TIMEOUT, what="tasks before the restart")
         refused: list[Published] = []
+        queued_at_stop = frozenset(run.queued_ids())  # what Redis itself must keep across the restart
         down_at, up_at = restart_broker(
             broker, clock=clock,
             while_down=lambda: refused.append(run.enqueue(TASK_MARK, (run.run,), count=3, retry=False)),
@@ -928,9 +937,10 @@ def broker_restart(
         executions = _stopped_and_read(run)
         tally = ledger.account(ids, executions, failed=failed)
         lost_ids = frozenset(i for i in ids if executions.done.get(i, 0) == 0)
-        # kombu#1733's symptom: popped before the restart, never started, neither queued nor held.
+        # kombu#1733's symptom: popped before the restart (no longer in the queue just before the stop),
+        # never started, neither queued nor held. An id still queued at the stop and lost: Redis lost it.
         brpop_loss = (
-            bool(lost_ids) and lost_ids <= set(before.ids) and run.queued() == 0
+            bool(lost_ids) and lost_ids <= set(before.ids) - queued_at_stop and run.queued() == 0
             and not any(executions.starts.get(i, 0) for i in lost_ids) and not lost_ids & run.held_ids()
         )  # fmt: skip
         ok = tally.lost == 0 and not stalled and worker_alive
@@ -958,6 +968,7 @@ def broker_restart(
             {"stalled": stalled, "refused_while_down": len(during.failed), "worker_alive": worker_alive,
              "downtime": up_at - down_at, "held": held, "log_tail": log_tail, "crash_symptom": crashed,
              "lost_ids": lost_ids, "before_ids": frozenset(before.ids), "brpop_loss": brpop_loss,
+             "queued_at_stop": queued_at_stop,
              "reserve_window": PREFETCH_MULTIPLIER * (worker.concurrency or 1)},
             tuple(run.pids),
         )  # fmt: skip
