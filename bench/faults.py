@@ -44,6 +44,7 @@ from celery.result import AsyncResult
 from kombu import Connection
 from kombu.exceptions import OperationalError
 
+from bench import client as bench_client
 from bench import defaults, ledger, pools
 from bench.broker import Broker, BrokerError, free_port, from_option
 from bench.ledger import ReliabilityRecord, Tally
@@ -104,28 +105,11 @@ worker reserves at most this x its concurrency messages, which bounds what a bro
 # -- the client side ------------------------------------------------------------------------------------
 def client_app(broker_url: str, *, visibility_timeout: float | None = None) -> Celery:
     """A producer app for ``broker_url`` (JSON only), with the workers' ``visibility_timeout``."""
-    app = Celery("bench-reliability", broker=broker_url, backend=broker_url, set_as_current=False)
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        result_accept_content=["json"],
-        broker_connection_retry_on_startup=True,
-    )
-    pin_urls(app, broker_url)
+    settings: dict[str, Any] = {}
     if visibility_timeout is not None:
-        options = {"visibility_timeout": visibility_timeout}
-        app.conf.broker_transport_options = options
-        app.conf.result_backend_transport_options = dict(options)
-    return app
-
-
-def pin_urls(app: Celery, url: str) -> None:
-    """Make ``app`` use ``url`` for broker and backend even if ``CELERY_BROKER_URL`` /
-    ``CELERY_RESULT_BACKEND`` are set in this process (Celery's settings prefer them to the
-    configured values; the read/write URLs and ``backend_cls`` come first)."""
-    app.conf.broker_read_url = app.conf.broker_write_url = url
-    app.backend_cls = url
+        settings["broker_transport_options"] = {"visibility_timeout": visibility_timeout}
+        settings["result_backend_transport_options"] = {"visibility_timeout": visibility_timeout}
+    return bench_client.client_app(broker_url, name="bench-reliability", **settings)
 
 
 def worker_env(
@@ -275,9 +259,7 @@ def publish_error_time(
     ``task_publish_retry_policy`` and ``broker_connection_timeout``. ``results``: the task stores its
     result (the seed's ``add``), so the client subscribes to it before publishing.
     """
-    app = Celery("bench-down", broker=broker_url, backend=broker_url, set_as_current=False)
-    app.conf.task_serializer = "json"
-    pin_urls(app, broker_url)
+    app = bench_client.client_app(broker_url, name="bench-down")
     box: dict[str, Any] = {}
 
     def publish() -> None:

@@ -29,6 +29,8 @@ from typing import Any
 import redis
 from celery import Celery
 
+from bench.client import client_app
+
 NOOP = "tasks.load.noop"
 """The no-op task (``tasks/load.py``)."""
 
@@ -75,19 +77,10 @@ class Client:
     app: Celery | None = None
 
     def __post_init__(self) -> None:
-        app = Celery(
-            "bench-client",
-            broker=self.broker_url,
-            backend=self.broker_url if self.backend else None,
-            set_as_current=False,
-        )
-        app.conf.update(
-            task_serializer="json",
-            result_serializer="json",
-            accept_content=["json"],
-            result_accept_content=["json"],
+        app = client_app(
+            self.broker_url,
+            backend=self.backend,
             task_default_queue=self.queue,
-            broker_connection_retry_on_startup=True,
             broker_connection_timeout=CLIENT_CONNECT_TIMEOUT,
         )
 

@@ -24,6 +24,7 @@ from kombu.exceptions import OperationalError
 from kombu.transport.redis import Channel as RedisChannel
 
 from bench import defaults, pools
+from bench.client import client_app
 from bench.procs import ManagedProcess, is_windows, make_tempdir, remove_tempdir, wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,17 +41,13 @@ CONTROL_UNACKED_MUTEX_KEY = f"{RedisChannel.unacked_mutex_key}.bench-control"
 
 def control_app(broker_url: str) -> Celery:
     """A minimal client app for control commands (ping, inspect) against ``broker_url``."""
-    app = Celery("bench-control", broker=broker_url, set_as_current=False)
-    app.conf.broker_connection_retry_on_startup = True
-    app.conf.broker_connection_timeout = 2
-    # Celery prefers the CELERY_BROKER_URL environment variable over the configured broker_url; the
-    # read/write URLs come before it, so a harness process with that variable set still pings here.
-    app.conf.broker_read_url = app.conf.broker_write_url = broker_url
     # A client waiting for replies runs kombu's restore_visible sweep under the ``unacked_mutex`` lock
     # on its first empty poll; a worker whose start-up sweep meets that lock skips it silently (its next
     # is ~100 s away), so the harness's pings take a lock of their own and never block a worker's.
-    app.conf.broker_transport_options = {"unacked_mutex_key": CONTROL_UNACKED_MUTEX_KEY}
-    return app
+    return client_app(
+        broker_url, name="bench-control", backend=False, broker_connection_timeout=2,
+        broker_transport_options={"unacked_mutex_key": CONTROL_UNACKED_MUTEX_KEY},
+    )  # fmt: skip
 
 
 def child_env(

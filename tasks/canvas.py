@@ -102,6 +102,21 @@ def _raised(key):
     ledger.record(f"{key}:raised", json.dumps({"raised": time.time()}))
 
 
+def _fail_or_retry(task, key, fail_times, *, max_retries, countdown):
+    """Record this execution; the first ``fail_times`` ones ``raise task.retry(exc=FlakyError(...))``.
+
+    Returns the 1-based number of the (succeeding) execution."""
+    attempt = _attempt(task, key)
+    if attempt <= fail_times:
+        _raised(key)
+        raise task.retry(
+            exc=FlakyError(f"{key}: attempt {attempt} of {fail_times} planned failures"),
+            countdown=countdown,
+            max_retries=max_retries,
+        )
+    return attempt
+
+
 @app.task(bind=True)
 def flaky(self, key, fail_times, max_retries, countdown):
     """Fail the first ``fail_times`` executions with ``FlakyError``, retrying after ``countdown``.
@@ -109,28 +124,14 @@ def flaky(self, key, fail_times, max_retries, countdown):
     ``raise self.retry(exc=FlakyError(...), countdown=..., max_retries=...)`` as the seed article
     writes it. Returns ``{"attempts": n, "retries": self.request.retries}`` of the succeeding run.
     """
-    attempt = _attempt(self, key)
-    if attempt <= fail_times:
-        _raised(key)
-        raise self.retry(
-            exc=FlakyError(f"{key}: attempt {attempt} of {fail_times} planned failures"),
-            countdown=countdown,
-            max_retries=max_retries,
-        )
+    attempt = _fail_or_retry(self, key, fail_times, max_retries=max_retries, countdown=countdown)
     return {"attempts": attempt, "retries": self.request.retries}
 
 
 @app.task(bind=True)
 def flaky_add(self, x, y, key, fail_times, countdown):
     """``x + y`` as a chain step, after failing and retrying its first ``fail_times`` executions."""
-    attempt = _attempt(self, key)
-    if attempt <= fail_times:
-        _raised(key)
-        raise self.retry(
-            exc=FlakyError(f"{key}: attempt {attempt} of {fail_times} planned failures"),
-            countdown=countdown,
-            max_retries=fail_times,
-        )
+    _fail_or_retry(self, key, fail_times, max_retries=fail_times, countdown=countdown)
     return x + y
 
 
