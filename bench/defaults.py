@@ -52,3 +52,19 @@ RUN_MARKER_ENV = "CELERY_BENCH_RUN"
 """Environment variable set on every child process, holding the harness run id.
 
 The leak checks look for processes that carry it."""
+
+# -- fault scenarios (bench/faults) ------------------------------------------------------------------
+FAULT_DRAIN_TIMEOUT = 240.0
+"""Seconds the no-fault load (10,000 tasks) may take to execute (a busy 2-core machine manages ~1,000/s)."""
+
+FAULT_SETTLE_TIMEOUT = 60.0
+"""Seconds a fault scenario's tasks have to run after the fault (recovery included)."""
+
+FAULT_STALL_TIMEOUT = 45.0
+"""Seconds a worker has to consume again after its broker came back (longer: it stalled)."""
+
+FAULT_PUBLISH_ERROR_BOUND = 40.0
+"""Seconds ``apply_async`` to a down broker may take before the harness calls it hung."""
+
+FAULT_POLL = 0.05
+"""Seconds between two reads of a fault scenario's ledger."""

@@ -1,0 +1,95 @@
+"""The scenarios' producer side: tasks by name, the client app, worker settings, publishing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from bench import client as bench_client
+
+# -- tasks (by name) ----------------------------------------------------------------------------------
+TASK_MARK = "tasks.reliability.mark"
+TASK_MARK_RESULT = "tasks.reliability.mark_with_result"
+TASK_WORK = "tasks.reliability.work"
+TASK_WORK_LATE = "tasks.reliability.work_late"
+
+
+PREFETCH_MULTIPLIER = 4
+"""``worker_prefetch_multiplier`` of the scenarios' workers (Celery's default, set explicitly: a
+worker reserves at most this x its concurrency messages, which bounds what a broker restart can lose)."""
+
+
+# -- the client side ------------------------------------------------------------------------------------
+def client_app(broker_url: str, *, visibility_timeout: float | None = None) -> Celery:
+    """A producer app for ``broker_url`` (JSON only), with the workers' ``visibility_timeout``."""
+    settings: dict[str, Any] = {}
+    if visibility_timeout is not None:
+        settings["broker_transport_options"] = {"visibility_timeout": visibility_timeout}
+        settings["result_backend_transport_options"] = {"visibility_timeout": visibility_timeout}
+    return bench_client.client_app(broker_url, name="bench-reliability", **settings)
+
+
+def worker_env(
+    *,
+    acks_late: bool = False,
+    reject_on_worker_lost: bool = False,
+    visibility_timeout: float | None = None,
+    prefetch_multiplier: int = PREFETCH_MULTIPLIER,
+) -> dict[str, str]:
+    """The ``tasks/celery_config.py`` overrides of a scenario's worker."""
+    env = {
+        "TASKS_ACKS_LATE": "1" if acks_late else "0",
+        "TASKS_REJECT_ON_WORKER_LOST": "1" if reject_on_worker_lost else "0",
+        "TASKS_PREFETCH_MULTIPLIER": str(prefetch_multiplier),
+    }
+    if visibility_timeout is not None:
+        env["TASKS_VISIBILITY_TIMEOUT"] = str(visibility_timeout)
+    return env
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a producer sent: ids whose publish returned, ids whose publish raised, and its time."""
+
+    ids: tuple[str, ...]
+    failed: tuple[str, ...]
+    seconds: float
+    errors: tuple[str, ...] = ()
+
+
+def enqueue(
+    app: Celery,
+    task: str,
+    args: Sequence[Any],
+    *,
+    queue: str,
+    count: int,
+    retry: bool | None = None,
+    countdown: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Published:
+    """Publish ``count`` tasks at the producer's full speed, one connection, ids chosen up front."""
+    ids = [uuid.uuid4().hex for _ in range(count)]
+    sent: list[str] = []
+    failed: list[str] = []
+    errors: list[str] = []
+    started = clock()
+    with app.producer_or_acquire() as producer:
+        for task_id in ids:
+            try:
+                app.send_task(
+                    task, tuple(args), task_id=task_id, queue=queue, producer=producer,
+                    retry=retry, countdown=countdown, ignore_result=task == TASK_MARK,
+                )  # fmt: skip
+            except OperationalError as exc:
+                failed.append(task_id)
+                errors.append(str(exc))
+                continue
+            sent.append(task_id)
+    return Published(tuple(sent), tuple(failed), clock() - started, tuple(errors[:3]))
