@@ -381,10 +381,11 @@ def broker_restart(
         executions = stopped_and_read(run)
         tally = ledger.account(ids, executions, failed=failed)
         lost_ids = frozenset(i for i in ids if executions.done.get(i, 0) == 0)
-        # kombu#1733's symptom: popped before the restart (no longer in the queue just before the stop),
-        # never started, neither queued nor held. An id still queued at the stop and lost: Redis lost it.
+        # kombu#1733's symptom: published before the restart, never started, neither queued nor held. The
+        # worker keeps popping between a read of the queue and the stop, so that read cannot tell this
+        # from Redis losing queued data (it is kept in the details: ``queued_at_stop``).
         brpop_loss = (
-            bool(lost_ids) and lost_ids <= set(phase.before.ids) - phase.queued_at_stop and run.queued() == 0
+            bool(lost_ids) and lost_ids <= set(phase.before.ids) and run.queued() == 0
             and not any(executions.starts.get(i, 0) for i in lost_ids) and not lost_ids & run.held_ids()
         )  # fmt: skip
         ok = tally.lost == 0 and recovery is not None and worker_alive
