@@ -203,9 +203,11 @@ class KillSnapshot:
 
     @property
     def popped_unseen(self) -> frozenset[str]:
-        """Queued just before the kill, never started, gone from queue and ``unacked`` after it:
-        kombu#1733's BRPOP window (a message popped but never recorded as unacknowledged)."""
-        return (self.acknowledged & self.queued_before) - self.started
+        """Never started, not completed, gone from the queue and from ``unacked``: with ``acks_late``
+        (nothing is acknowledged before its body) only kombu#1733's BRPOP window explains it, a message
+        popped but never recorded as unacknowledged. The pop may come before the pre-kill read of the
+        queue (``queued_before``), so that read does not bound it."""
+        return self.acknowledged - self.started
 
 
 def kill_and_snapshot(run: Run, ids: Sequence[str]) -> KillSnapshot:

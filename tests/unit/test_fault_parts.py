@@ -41,8 +41,8 @@ def test_kill_snapshot_sorts_each_id_by_where_it_was():
     )
     assert snap.interrupted == {"b", "c"}  # started, not done
     assert snap.acknowledged == {"b", "e", "f"}  # not done, neither queued nor held
-    # e and f were queued just before the kill and never started: popped but never held (kombu#1733);
-    # b was started, so it was delivered and acknowledged, not lost in a BRPOP window.
+    # e and f never started and are gone: popped but never held (kombu#1733, under acks_late); b was
+    # started, so it was delivered and acknowledged, not lost in a BRPOP window.
     assert snap.popped_unseen == {"e", "f"}
 
 
