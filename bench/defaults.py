@@ -52,3 +52,7 @@ RUN_MARKER_ENV = "CELERY_BENCH_RUN"
 """Environment variable set on every child process, holding the harness run id.
 
 The leak checks look for processes that carry it."""
+
+BROWSER_TIMEOUT = 60.0
+"""Seconds headless Chromium has to load the HTML report and dump its rendered DOM
+(``tests/unit/test_html.py``); a cold start on a loaded 2-core machine takes a few seconds."""
