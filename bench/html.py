@@ -319,8 +319,9 @@ def context_items(run: Run) -> list[tuple[str, str]]:
 
 
 def _plan_line(plan: Mapping[str, Any]) -> str:
-    def get(key: str) -> Any:
-        return plan.get(key, "?")
+    def get(key: str) -> str:
+        value = plan.get(key, "?")
+        return f"{value:g}" if isinstance(value, float) else str(value)
 
     return (
         f"enqueue {get('enqueue_rounds')} rounds x {get('enqueue_per_round')} calls; producer "

@@ -5,6 +5,7 @@ plots included). The JSON format is versioned by ``SCHEMA_VERSION`` and describe
 (JSON Schema 2020-12; ``python -m bench schema`` prints it). History:
 
 * 1 -- first version: context, results (latency and throughput rows), fidelity, warnings, reliability.
+  Compatible addition: ``context.broker_server`` (the broker server's version; optional, may be null).
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ JSON_SCHEMA: dict[str, Any] = {
                 "cpu_count": {"type": ["integer", "null"]},
                 "git_commit": {"type": ["string", "null"]},
                 "broker": {"type": "string", "not": {"pattern": ":[^:@/*]+@"}, "description": "redacted"},
+                "broker_server": {
+                    "type": ["string", "null"],
+                    "description": "the broker server's version (INFO redis_version); null if unknown",
+                },
                 "pools": {"type": "object", "additionalProperties": {"type": "array", "items": _INT}},
                 "quick": {"type": "boolean"},
                 "message_bytes": _INT,
@@ -397,7 +402,7 @@ def _e2e_axis(ax: Any, run: Run, which: str) -> None:
 
 
 def _bars_axis(ax: Any, bars: Sequence[Result], title: str) -> None:
-    labels = [r.title if r.pool is None else f"{r.pool} x{r.concurrency}" for r in bars]
+    labels = [r.scenario.replace(".", " ") if r.pool is None else f"{r.pool} x{r.concurrency}" for r in bars]
     medians = [r.throughput.median for r in bars if r.throughput]
     lows = [r.throughput.median - r.throughput.min for r in bars if r.throughput]
     highs = [r.throughput.max - r.throughput.median for r in bars if r.throughput]
@@ -469,7 +474,7 @@ def plot(run: Run, path: Path) -> Path:
         _bars_axis(
             axes[1][1],
             [r for r in run.results if r.throughput is not None],
-            "throughput: producer (blue), worker drain per pool (orange)",
+            "throughput: producer (blue), drain per pool (orange)",
         )
         ctx = run.context
         fig.suptitle(

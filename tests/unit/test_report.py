@@ -62,6 +62,7 @@ def test_skipped_reliability_is_null():
         lambda d: d.update(schema=99),
         lambda d: d.pop("context"),
         lambda d: d["context"].update(broker="redis://:s3cret@127.0.0.1:1234/0"),
+        lambda d: d["context"].update(broker_server=7),
         lambda d: d["results"].clear(),
         lambda d: d["results"][0].pop("samples"),
         lambda d: d["results"][0].update(samples=0),
@@ -73,7 +74,8 @@ def test_skipped_reliability_is_null():
         lambda d: d["reliability"][0].update(verdict="fine"),
     ],
     ids=[
-        "wrong-version", "no-context", "password-in-broker-url", "no-results", "no-sample-count",
+        "wrong-version", "no-context", "password-in-broker-url", "broker-server-not-a-string", "no-results",
+        "no-sample-count",
         "zero-samples", "latency-without-p99", "throughput-in-us", "no-capacity-ratio", "no-errors-list",
         "reliability-record-missing-fields", "unknown-verdict",
     ],
