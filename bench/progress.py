@@ -14,7 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 
 Clock = Callable[[], float]
 
@@ -165,9 +171,6 @@ class RichBar:
     def __init__(
         self, stream: IO[str], *, clock: Clock = time.monotonic, refresh_per_second: float = 4
     ) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
         self.console = Console(file=stream)
         self.clock = clock
         self.estimate: Estimate | None = None
@@ -186,19 +189,20 @@ class RichBar:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._finish_step()
+        self._finish_step(failed=kind is not None)
         self.live.stop()
 
     def started(self, plan: Sequence[PlannedStep]) -> None:
         self.estimate = Estimate(plan, clock=self.clock)
 
-    def _finish_step(self) -> None:
+    def _finish_step(self, *, failed: bool = False) -> None:
         e = self.estimate
         if e is None or e.begun == 0 or not self.message:
             return
         took = self.clock() - e.step_started
+        mark, after = ("[red]✗[/]", " (stopped)") if failed else ("[green]✓[/]", "")
         self.console.print(
-            f"[green]✓[/] [dim][{e.begun:>2}/{e.total}][/] {self.message} [dim]{took:.1f}s[/]",
+            f"{mark} [dim]\\[{e.begun:>2}/{e.total}][/] {escape(self.message)} [dim]{took:.1f}s{after}[/]",
             highlight=False,
         )
 
@@ -212,20 +216,17 @@ class RichBar:
 
     def note(self, message: str) -> None:
         elapsed = self.estimate.elapsed() if self.estimate else 0.0
-        self.console.print(f"  [dim]+{elapsed:5.1f}s[/]  {message}", highlight=False)
+        self.console.print(f"  [dim]+{elapsed:5.1f}s[/]  {escape(message)}", highlight=False)
 
-    def view(self) -> Any:
+    def view(self) -> Table:
         """What the bar shows now (rich renderable): step k/N, bar, percent, elapsed, left, message."""
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
-
         e = self.estimate
         grid = Table.grid(padding=(0, 1))
         if e is None:
             grid.add_row("starting ...")
             return grid
         grid.add_row(
-            f"[bold][{e.begun:>2}/{e.total}][/]",
+            f"[bold]\\[{e.begun:>2}/{e.total}][/]",
             ProgressBar(total=1000, completed=round(e.fraction() * 1000), width=40),
             f"{e.fraction():4.0%}",
             f"elapsed [cyan]{clock_text(e.elapsed())}[/]",
@@ -233,5 +234,5 @@ class RichBar:
         )
         view = Table.grid()
         view.add_row(grid)
-        view.add_row(f"[yellow]›[/] {self.message}")
+        view.add_row(f"[yellow]›[/] {escape(self.message)}")
         return view

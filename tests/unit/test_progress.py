@@ -139,6 +139,32 @@ def test_the_bar_shows_step_elapsed_estimate_and_message_and_keeps_the_history()
     assert re.search(r"✓ \[ 1/3\] broker: starting 20\.0s", stream.getvalue())
 
 
+def test_a_step_cut_short_is_not_ticked_off():
+    clock, stream = FakeClock(), io.StringIO()
+    with pytest.raises(KeyboardInterrupt), progress.RichBar(stream, clock=clock) as bar:
+        bar.started(PLAN)
+        bar.step("solo x1: drain")
+        clock.advance(3)
+        raise KeyboardInterrupt
+    assert "✗ [ 1/3] solo x1: drain 3.0s (stopped)" in stream.getvalue()
+    assert "✓" not in stream.getvalue()
+
+
+def test_the_bar_shows_messages_verbatim_square_brackets_included():
+    clock, stream = FakeClock(), io.StringIO()
+    bar = progress.RichBar(stream, clock=clock)
+    bar.started(PLAN)
+    bar.step("reliability [solo]: [bold]no faults")
+    bar.note("reliability [prefork]: child killed")
+    bar.step("next")
+    out = Console(file=io.StringIO(), width=120, color_system=None)
+    out.print(bar.view())
+    assert "› next" in out.file.getvalue()  # type: ignore[attr-defined]
+    history = stream.getvalue()
+    assert "reliability [prefork]: child killed" in history
+    assert "[ 1/3] reliability [solo]: [bold]no faults" in history
+
+
 class _Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
