@@ -70,7 +70,7 @@ def section_of(result: Result) -> str:
 # -- cells -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Cell:
-    """One table cell: the text shown, the number it sorts by (``None``: sorts as text), a CSS class."""
+    """One table cell: the text shown, a CSS class; a numeric cell sorts by ``value`` (``None``: last)."""
 
     text: str
     value: float | None = None
@@ -88,7 +88,7 @@ def _percent(value: float | None, *, css: str = "") -> Cell:
 
 def _td(cell: Cell) -> str:
     classes = " ".join(c for c in ("num" if cell.numeric else "", cell.css) if c)
-    attrs = f' class="{classes}"' if classes else ""
+    attrs = f' class="{escape(classes)}"' if classes else ""
     if cell.numeric:
         attrs += f' data-value="{"" if cell.value is None else repr(float(cell.value))}"'
     return f"<td{attrs}>{escape(cell.text)}</td>"
@@ -105,7 +105,7 @@ class Row:
     css: str = ""
 
 
-def table(table_id: str, headers: Sequence[str], rows: Sequence[Row], *, caption: str = "") -> str:
+def table(table_id: str, headers: Sequence[str], rows: Sequence[Row]) -> str:
     """A sortable table; each row and its notes form one ``<tbody>``, so sorting keeps them together.
 
     A column whose cells are all empty numbers (e.g. no ratio to the floor in this section) is left out.
@@ -119,7 +119,7 @@ def table(table_id: str, headers: Sequence[str], rows: Sequence[Row], *, caption
     )
     bodies = []
     for row in rows:
-        tr = f'<tr class="{row.css}">' if row.css else "<tr>"
+        tr = f'<tr class="{escape(row.css)}">' if row.css else "<tr>"
         lines = [tr + "".join(_td(c) for c in row.cells) + "</tr>"]
         if row.notes:
             items = "".join(f"<li>{escape(n)}</li>" for n in row.notes)
@@ -128,9 +128,8 @@ def table(table_id: str, headers: Sequence[str], rows: Sequence[Row], *, caption
                 f'<tr class="notes"><td colspan="{len(headers)}"><div><ul>{items}</ul></div></td></tr>'
             )
         bodies.append(f"<tbody>{''.join(lines)}</tbody>")
-    cap = f"<caption>{escape(caption)}</caption>" if caption else ""
     return (
-        f'<table class="sortable" id="{escape(table_id)}">{cap}<thead><tr>{head}</tr></thead>'
+        f'<table class="sortable" id="{escape(table_id)}"><thead><tr>{head}</tr></thead>'
         + "".join(bodies)
         + "</table>"
     )
@@ -237,13 +236,20 @@ RELIABILITY_HEADERS = {
 """Column headers of the reliability table, by record field (the sentences go under each row)."""
 
 
+def _verdict_slug(verdict: Any) -> str:
+    """``ok``, ``deviation``, ``na``: the CSS class suffix of a verdict."""
+    return str(verdict).replace("/", "")
+
+
 def _reliability_cell(field: str, value: Any) -> Cell:
     if field == "verdict":
-        return Cell(str(value), css=f"verdict verdict-{str(value).replace('/', '')}")
-    if isinstance(value, bool) or not isinstance(value, int | float) and value is not None:
+        return Cell(str(value), css=f"verdict verdict-{_verdict_slug(value)}")
+    if value is None:
+        return Cell("-", None, numeric=True)
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return Cell(str(value))
-    if field == "recovery_seconds" or isinstance(value, float):
-        return Cell("-" if value is None else f"{value:.2f}", value, numeric=True)
+    if isinstance(value, float):
+        return Cell(f"{value:.2f}", value, numeric=True)
     return _number(value)
 
 
@@ -259,7 +265,7 @@ def reliability_section(records: Sequence[Any] | None) -> str:
     for d in dicts:
         notes = [n for n in (d.get("note"), f"expected: {d['expected']}" if d.get("expected") else "") if n]
         cells = [_reliability_cell(f, d.get(f)) for f in fields]
-        rows.append(Row(cells, notes, css=f"verdict-row-{str(d.get('verdict', '')).replace('/', '')}"))
+        rows.append(Row(cells, notes, css=f"verdict-row-{_verdict_slug(d.get('verdict', ''))}"))
     body = (
         table("reliability-table", [RELIABILITY_HEADERS.get(f, f) for f in fields], rows)
         if rows
@@ -270,7 +276,7 @@ def reliability_section(records: Sequence[Any] | None) -> str:
         '<section id="reliability"><h2>Reliability: what survives a crash, per pool</h2>'
         '<p class="about">Every task counted in a ledger of its own while one fault at a time is injected; '
         "the verdict compares the outcome with what Celery's docs promise.</p>"
-        f'<p class="verdicts">{counts}</p>{body}</section>'
+        f'<p class="verdicts">{counts}</p><div class="tables">{body}</div></section>'
     )
 
 
@@ -280,7 +286,7 @@ def _verdict_counts(dicts: Iterable[Mapping[str, Any]]) -> str:
         verdict = str(d.get("verdict", ""))
         counts[verdict] = counts.get(verdict, 0) + 1
     return " ".join(
-        f'<span class="verdict verdict-{escape(v.replace("/", ""))}">{escape(v)}: {n}</span>'
+        f'<span class="verdict verdict-{escape(_verdict_slug(v))}">{escape(v)}: {n}</span>'
         for v, n in counts.items()
     )
 
