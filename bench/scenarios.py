@@ -180,23 +180,23 @@ class Run:
 
 STEP_SECONDS = {
     "broker": 0.5,
-    "enqueue_call": 1.0e-3,
-    "overhead_call": 1.2e-3,
-    "producer_1_thread_task": 1 / 2000,
-    "producer_threads_task": 1 / 2300,
-    "producer_processes_task": 1 / 3000,
-    "producer_process_round": 0.8,
+    "enqueue_call": 1.5e-3,
+    "overhead_call": 1.8e-3,
+    "producer_1_thread_task": 1 / 1000,
+    "producer_threads_task": 1 / 1500,
+    "producer_processes_task": 1 / 1500,
+    "producer_process_round": 1.0,
     "worker_start": 1.0,
-    "drain_task": 1 / 300,
-    "e2e_after_arrivals": 1.2,
+    "drain_task": 1 / 275,
+    "e2e_after_arrivals": 1.5,
     "reliability_pool_quick": 15.0,
     "reliability_pool_full": 90.0,
     "done": 0.5,
 }
-"""Expected seconds of each part of the main job on the reference machine (2 cores, loaded), measured
-from ``--quick`` and full runs: the weights of the progress plan (``plan_steps``). Only their ratios
-matter: the estimate of the time left rescales them by the pace observed in the run
-(``bench.progress.Estimate``)."""
+"""Expected seconds of each part of the main job on the reference machine (2 cores, shared with other
+test runs), measured from ``--quick`` and full runs there (a full run without reliability: 508 s): the
+weights of the progress plan (``plan_steps``). Only their ratios matter: the estimate of the time left
+rescales them by the pace observed in the run (``bench.progress.Estimate``)."""
 
 
 def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
