@@ -8,6 +8,7 @@ stderr naming the problem and the fix), 130 interrupted (Ctrl-C or SIGTERM; ever
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,9 +17,9 @@ import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
-from bench import pools, report, scenarios
+from bench import html, pools, progress, report, scenarios
 from bench.broker import BrokerError, check_url
 from bench.procs import raise_on_sigterm
 
@@ -172,18 +173,26 @@ def _drop_celery_env_urls() -> None:
             _say(f"bench: ignoring {name} from the environment (use --broker-url to choose the broker)")
 
 
+def progress_renderer(stream: TextIO) -> contextlib.AbstractContextManager[progress.Listener]:
+    """A live bar (rich) when ``stream`` is a terminal; else today's plain lines, which logs and CI keep."""
+    if stream.isatty():
+        return progress.RichBar(stream)
+    return contextlib.nullcontext(progress.PlainLines(_say))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     options, path = _options(args)
     _drop_celery_env_urls()
     _say(
         f"bench: pools {', '.join(options.pools)}; {'quick' if options.quick else 'full'} run; report {path}"
     )
-    run = scenarios.run(options, progress=_say)
+    with progress_renderer(sys.stderr) as listener:
+        run = scenarios.run(options, progress=listener)
     print(report.text(run), flush=True)
     written = [report.write_json(run, path)]
     if not args.no_plots:
         png = report.plot(run, path.with_suffix(".png"))
-        written += [png, report.write_html(run, path.with_suffix(".html"), png)]
+        written += [png, html.write_page(run, path.with_suffix(".html"))]
     print("", *(f"wrote {p}" for p in written), sep="\n", flush=True)
     if run.errors:
         _say(f"bench: done in {run.duration_s:.0f}s, with errors: {'; '.join(run.errors)}")

@@ -68,3 +68,7 @@ FAULT_PUBLISH_ERROR_BOUND = 40.0
 
 FAULT_POLL = 0.05
 """Seconds between two reads of a fault scenario's ledger."""
+
+BROWSER_TIMEOUT = 60.0
+"""Seconds headless Chromium has to load the HTML report and dump its rendered DOM
+(``tests/unit/test_html.py``); a cold start on a loaded 2-core machine takes a few seconds."""

@@ -5,13 +5,13 @@ plots included). The JSON format is versioned by ``SCHEMA_VERSION`` and describe
 (JSON Schema 2020-12; ``python -m bench schema`` prints it). History:
 
 * 1 -- first version: context, results (latency and throughput rows), fidelity, warnings, reliability.
+  Compatible addition: ``context.broker_server`` (the broker server's version; optional, may be null).
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import html
+import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -75,6 +75,10 @@ JSON_SCHEMA: dict[str, Any] = {
                 "cpu_count": {"type": ["integer", "null"]},
                 "git_commit": {"type": ["string", "null"]},
                 "broker": {"type": "string", "not": {"pattern": ":[^:@/*]+@"}, "description": "redacted"},
+                "broker_server": {
+                    "type": ["string", "null"],
+                    "description": "the broker server's version (INFO redis_version); null if unknown",
+                },
                 "pools": {"type": "object", "additionalProperties": {"type": "array", "items": _INT}},
                 "quick": {"type": "boolean"},
                 "message_bytes": _INT,
@@ -189,7 +193,7 @@ def _row(result: Result) -> dict[str, Any]:
     return row
 
 
-def _record(record: Any) -> dict[str, Any]:
+def record_dict(record: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(record) and not isinstance(record, type):
         return dataclasses.asdict(record)
     return dict(record)
@@ -206,7 +210,7 @@ def to_json(run: Run) -> dict[str, Any]:
         "fidelity": dataclasses.asdict(run.fidelity),
         "warnings": list(run.warnings),
         "errors": list(run.errors),
-        "reliability": None if run.reliability is None else [_record(r) for r in run.reliability],
+        "reliability": None if run.reliability is None else [record_dict(r) for r in run.reliability],
     }
 
 
@@ -217,7 +221,7 @@ def write_json(run: Run, path: Path) -> Path:
 
 
 # -- table -----------------------------------------------------------------------------------------
-def _num(value: float | None, digits: int = 3) -> str:
+def number(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if abs(value) >= 1000:
@@ -225,7 +229,7 @@ def _num(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
@@ -262,15 +266,15 @@ def table(run: Run) -> str:
         if r.latency is not None:
             s = r.latency
             rows.append([
-                r.scenario, pool, str(s.samples), _num(s.median), _num(s.iqr), _num(s.p90), _num(s.p99),
-                _num(s.p999), _num(s.max), s.unit,
-                "-" if r.floor_ratio is None else f"{r.floor_ratio:.2f}", _pct(s.cv_rounds),
+                r.scenario, pool, str(s.samples), number(s.median), number(s.iqr), number(s.p90),
+                number(s.p99), number(s.p999), number(s.max), s.unit,
+                "-" if r.floor_ratio is None else f"{r.floor_ratio:.2f}", percent(s.cv_rounds),
             ])  # fmt: skip
         elif r.throughput is not None:
             t = r.throughput
             rows.append([
-                r.scenario, pool, str(t.samples), _num(t.median), "-", "-", "-", "-", _num(t.max), t.unit,
-                "-", _pct(t.cv_rounds),
+                r.scenario, pool, str(t.samples), number(t.median), "-", "-", "-", "-", number(t.max), t.unit,
+                "-", percent(t.cv_rounds),
             ])  # fmt: skip
     return grid(TABLE_HEADERS, rows)
 
@@ -283,8 +287,8 @@ def fidelity_lines(run: Run) -> list[str]:
     ]
     if f.capacity_ratio is not None:
         lines.append(
-            f"producer capacity {_num(f.producer_capacity)} tasks/s ({f.producer_mode}) = "
-            f"{f.capacity_ratio:.1f}x the slowest drain ({f.slowest_pool}, {_num(f.slowest_drain)} tasks/s)"
+            f"producer capacity {number(f.producer_capacity)} tasks/s ({f.producer_mode}) = "
+            f"{f.capacity_ratio:.1f}x the slowest drain ({f.slowest_pool}, {number(f.slowest_drain)} tasks/s)"
         )
     if f.generator_lag_max_s is not None:
         lines.append(f"open-loop generator: at most {f.generator_lag_max_s * 1e3:.1f} ms behind schedule")
@@ -293,7 +297,7 @@ def fidelity_lines(run: Run) -> list[str]:
 
 def reliability_table(records: Sequence[Any]) -> str:
     """The reliability records as a table (generic: any dataclass or mapping with the known fields)."""
-    dicts = [_record(r) for r in records]
+    dicts = [record_dict(r) for r in records]
     columns = [f for f in RELIABILITY_FIELDS if f not in PROSE_FIELDS]
     headers = [f for f in columns if any(f in d for d in dicts)] or columns
     extra = [k for d in dicts for k in d if k not in headers and k not in PROSE_FIELDS]
@@ -345,27 +349,118 @@ def _notes(results: Iterable[Result]) -> list[str]:
 
 
 # -- plots -----------------------------------------------------------------------------------------
-def _cdf_axis(ax: Any, series: Mapping[str, Sequence[float]], *, scale: float, unit: str, title: str) -> None:
-    from matplotlib.ticker import ScalarFormatter
+FIGURE_SECTIONS = ("enqueue", "producer", "drain", "e2e")
+"""The report sections that have a plot of their own (``section_png``); the HTML page puts each next to
+its table."""
 
+
+def _log_axis(ax: Any) -> None:
+    """A log x axis labelled at 1-2-5 steps (denser within a decade, sparser beyond 3), minor ticks bare."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    low, high = ax.get_xlim()
+    decades = math.log10(high / low) if low > 0 and high > low else 1.0
+    subs = (1.0, 2.0, 3.0, 5.0, 7.0) if decades <= 1.3 else (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=tuple(float(k) for k in range(2, 10))))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _cdf_axis(ax: Any, series: Mapping[str, Sequence[float]], *, scale: float, unit: str, title: str) -> None:
     for label, values in series.items():
         if not values:
             continue
         points = stats.cdf(values)
         ax.plot([v * scale for v, _ in points], [p for _, p in points], label=label, drawstyle="steps-post")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(ScalarFormatter())
-    ax.tick_params(axis="x", which="minor", labelsize="x-small")
+    _log_axis(ax)
     ax.set_xlabel(unit)
     ax.set_ylabel("fraction of tasks")
     ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.grid(True, which="major", alpha=0.4)
+    ax.grid(True, which="minor", alpha=0.12)
+    if ax.get_lines():
+        ax.legend(fontsize="small")
+
+
+def _samples(run: Run, prefix: str, sep: str) -> dict[str, tuple[float, ...]]:
+    return {k.split(sep, 1)[1]: v for k, v in run.samples.items() if k.startswith(prefix)}
+
+
+def _enqueue_axis(ax: Any, run: Run) -> None:
+    _cdf_axis(
+        ax, _samples(run, "enqueue.", "."), scale=1e6, unit="µs", title="enqueue latency per call (CDF)"
+    )
+
+
+def _e2e_axis(ax: Any, run: Run, which: str) -> None:
+    title = {"start": "enqueue -> task start", "result": "enqueue -> result available"}[which]
+    _cdf_axis(
+        ax, _samples(run, f"e2e.{which}:", ":"), scale=1e3, unit="ms", title=f"open loop: {title} (CDF)"
+    )
+
+
+def _bars_axis(ax: Any, bars: Sequence[Result], title: str) -> None:
+    labels = [r.scenario.replace(".", " ") if r.pool is None else f"{r.pool} x{r.concurrency}" for r in bars]
+    medians = [r.throughput.median for r in bars if r.throughput]
+    lows = [r.throughput.median - r.throughput.min for r in bars if r.throughput]
+    highs = [r.throughput.max - r.throughput.median for r in bars if r.throughput]
+    colors = ["tab:blue" if r.pool is None else "tab:orange" for r in bars]
+    ax.barh(labels, medians, xerr=[lows, highs], color=colors, capsize=3)
+    ax.set_xlabel("tasks/s (median of rounds, whiskers min..max)")
+    ax.set_title(title)
+    ax.invert_yaxis()
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+def _producer_bars(run: Run) -> list[Result]:
+    return [r for r in run.results if r.throughput is not None and r.pool is None]
+
+
+def _drain_bars(run: Run) -> list[Result]:
+    return [r for r in run.results if r.throughput is not None and r.pool is not None]
+
+
+def _save(fig: Any, target: Path | io.BytesIO, dpi: int) -> None:
+    fig.tight_layout()
+    fig.savefig(target, dpi=dpi, format="png")
+
+
+def section_png(run: Run, section: str) -> bytes | None:
+    """The PNG that goes with one section of the report (``FIGURE_SECTIONS``), or ``None`` without data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if section == "e2e":
+        if not _samples(run, "e2e.start:", ":"):
+            return None
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        _e2e_axis(axes[0], run, "start")
+        _e2e_axis(axes[1], run, "result")
+    else:
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+        if section == "enqueue" and _samples(run, "enqueue.", "."):
+            _enqueue_axis(ax, run)
+        elif section == "producer" and _producer_bars(run):
+            _bars_axis(ax, _producer_bars(run), "producer: enqueue throughput")
+        elif section == "drain" and _drain_bars(run):
+            _bars_axis(ax, _drain_bars(run), "worker drain rate per pool")
+        else:
+            plt.close(fig)
+            return None
+    try:
+        buffer = io.BytesIO()
+        _save(fig, buffer, dpi=100)
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
 
 
 def plot(run: Run, path: Path) -> Path:
-    """Latency CDFs (enqueue, and end-to-end per pool) and throughput bars, to a PNG file."""
+    """Latency CDFs (enqueue, and end-to-end per pool) and throughput bars, to one PNG file."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -373,60 +468,22 @@ def plot(run: Run, path: Path) -> Path:
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     try:
-        enqueue = {k.split(".", 1)[1]: v for k, v in run.samples.items() if k.startswith("enqueue.")}
-        _cdf_axis(axes[0][0], enqueue, scale=1e6, unit="us", title="enqueue latency per call (CDF)")
-        start = {k.split(":", 1)[1]: v for k, v in run.samples.items() if k.startswith("e2e.start:")}
-        _cdf_axis(axes[0][1], start, scale=1e3, unit="ms", title="open loop: enqueue -> task start (CDF)")
-        result = {k.split(":", 1)[1]: v for k, v in run.samples.items() if k.startswith("e2e.result:")}
-        _cdf_axis(
-            axes[1][0], result, scale=1e3, unit="ms", title="open loop: enqueue -> result available (CDF)"
+        _enqueue_axis(axes[0][0], run)
+        _e2e_axis(axes[0][1], run, "start")
+        _e2e_axis(axes[1][0], run, "result")
+        _bars_axis(
+            axes[1][1],
+            [r for r in run.results if r.throughput is not None],
+            "throughput: producer (blue), drain per pool (orange)",
         )
-        bars = [r for r in run.results if r.throughput is not None]
-        ax = axes[1][1]
-        labels = [r.scenario if r.pool is None else f"drain {r.pool} x{r.concurrency}" for r in bars]
-        medians = [r.throughput.median for r in bars if r.throughput]
-        lows = [r.throughput.median - r.throughput.min for r in bars if r.throughput]
-        highs = [r.throughput.max - r.throughput.median for r in bars if r.throughput]
-        colors = ["tab:blue" if r.pool is None else "tab:orange" for r in bars]
-        ax.barh(labels, medians, xerr=[lows, highs], color=colors, capsize=3)
-        ax.set_xlabel("tasks/s (median of rounds, whiskers min..max)")
-        ax.set_title("throughput: producer (blue), worker drain per pool (orange)")
-        ax.invert_yaxis()
-        ax.grid(True, axis="x", alpha=0.3)
         ctx = run.context
         fig.suptitle(
             f"celery {ctx.get('celery')} / kombu {ctx.get('kombu')} / redis-py {ctx.get('redis_py')} / "
             f"Python {ctx.get('python')} on {ctx.get('machine')} x{ctx.get('cpu_count')}, "
             f"{ctx.get('timestamp')}"
         )
-        fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
+        _save(fig, path, dpi=90)
     finally:
         plt.close(fig)
-    return path
-
-
-_CSS = "body{font-family:sans-serif;margin:2em;max-width:80em} pre{background:#f6f6f6;padding:1em}"
-
-
-def write_html(run: Run, path: Path, png: Path) -> Path:
-    """A self-contained HTML page: the plots (embedded PNG) and the text report."""
-    image = base64.b64encode(png.read_bytes()).decode("ascii")
-    ctx = html.escape(json.dumps(dict(run.context), indent=2))
-    title = html.escape(f"celery-bench {run.context.get('timestamp')}")
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>{_CSS}</style>
-</head><body>
-<h1>celery-bench report</h1>
-<img alt="latency CDFs and throughput per pool" style="max-width:100%" src="data:image/png;base64,{image}">
-<h2>Figures</h2>
-<pre>{html.escape(text(run))}</pre>
-<h2>Context</h2>
-<pre>{ctx}</pre>
-</body></html>
-"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)
     return path

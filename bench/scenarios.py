@@ -35,6 +35,7 @@ from bench import defaults, loadgen, stats
 from bench.broker import Broker, from_option, redact
 from bench.faults import reliability_section
 from bench.procs import wait_for
+from bench.progress import Listener, PlannedStep, Silent
 from bench.worker import PROJECT_ROOT, Worker, control_app
 
 CONTROL_TIMEOUT = 5.0
@@ -177,38 +178,68 @@ class Run:
     """Sections that failed after the benchmarks were measured (the report is still written)."""
 
 
-Progress = Callable[[str], None]
+STEP_SECONDS = {
+    "broker": 0.5,
+    "enqueue_call": 1.5e-3,
+    "overhead_call": 1.8e-3,
+    "producer_1_thread_task": 1 / 1000,
+    "producer_threads_task": 1 / 1500,
+    "producer_processes_task": 1 / 1500,
+    "producer_process_round": 1.0,
+    "worker_start": 1.0,
+    "drain_task": 1 / 275,
+    "e2e_after_arrivals": 1.5,
+    "reliability_pool_quick": 15.0,
+    "reliability_pool_full": 90.0,
+    "done": 0.5,
+}
+"""Expected seconds of each part of the main job on the reference machine (2 cores, shared with other
+test runs), measured from ``--quick`` and full runs there (a full run without reliability: 508 s): the
+weights of the progress plan (``plan_steps``). Only their ratios matter: the estimate of the time left
+rescales them by the pace observed in the run (``bench.progress.Estimate``)."""
 
 
-class StepCounter:
-    """Numbers progress messages ``[k/N]``; ``note`` prints without advancing."""
-
-    def __init__(self, total: int, emit: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
-        self.total = total
-        self.done = 0
-        self.emit = emit
-        self.clock = clock
-        self.started = clock()
-
-    def step(self, message: str) -> None:
-        self.done += 1
-        self.emit(f"[{self.done:>2}/{self.total}] +{self.clock() - self.started:5.1f}s  {message}")
-
-    def note(self, message: str) -> None:
-        self.emit(f"        +{self.clock() - self.started:5.1f}s  {message}")
-
-
-def count_steps(options: Options) -> int:
-    sizes = options.sizes
-    cells = sum(len(sizes.concurrency.get(p, (1,))) for p in options.pools)
-    return 1 + 2 + 3 + cells * 3 + (1 if options.reliability else 0) + 1
+def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
+    """The steps ``run`` reports, in its order, each with its expected seconds (``STEP_SECONDS``)."""
+    sizes, cost = options.sizes, STEP_SECONDS
+    n, per = sizes.producer_parallel, sizes.producer_per_thread
+    steps = [
+        PlannedStep("broker", cost["broker"]),
+        PlannedStep("enqueue latency", sizes.enqueue_rounds * sizes.enqueue_per_round * cost["enqueue_call"]),
+        PlannedStep("fidelity", sizes.overhead_blocks * sizes.overhead_per_block * cost["overhead_call"]),
+        PlannedStep("producer 1 thread", sizes.producer_rounds * per * cost["producer_1_thread_task"]),
+        PlannedStep("producer threads", sizes.producer_rounds * n * per * cost["producer_threads_task"]),
+        PlannedStep(
+            "producer processes",
+            sizes.producer_rounds
+            * (n * per * cost["producer_processes_task"] + cost["producer_process_round"]),
+        ),
+    ]
+    for pool in options.pools:
+        for concurrency in sizes.concurrency.get(pool, (1,)):
+            steps += [
+                PlannedStep(f"{pool} x{concurrency} start", cost["worker_start"]),
+                PlannedStep(
+                    f"{pool} x{concurrency} drain",
+                    sizes.drain_rounds * sizes.drain_tasks * cost["drain_task"],
+                ),
+                PlannedStep(
+                    f"{pool} x{concurrency} open loop", sizes.e2e_seconds + cost["e2e_after_arrivals"]
+                ),
+            ]
+    if options.reliability:
+        per_pool = cost["reliability_pool_quick" if options.quick else "reliability_pool_full"]
+        steps.append(PlannedStep("reliability", per_pool * len(options.pools)))
+    steps.append(PlannedStep("done", cost["done"]))
+    return tuple(steps)
 
 
 # -- the run -----------------------------------------------------------------------------------------
-def run(options: Options, *, progress: Progress = lambda message: None) -> Run:
-    """Run the matrix; returns the records (never prints: ``progress`` receives one line per step)."""
+def run(options: Options, *, progress: Listener | None = None) -> Run:
+    """Run the matrix; returns the records (never prints: ``progress`` receives the plan, then each step)."""
     sizes = options.sizes
-    steps = StepCounter(count_steps(options), progress)
+    steps: Listener = progress or Silent()
+    steps.started(plan_steps(options))
     started = time.monotonic()
     run_id = uuid.uuid4().hex[:10]
     queue = f"celery-bench.{run_id}"
@@ -221,6 +252,7 @@ def run(options: Options, *, progress: Progress = lambda message: None) -> Run:
     steps.step(f"broker: {'starting a private Redis' if broker.owned else 'checking ' + redact(broker.url)}")
     with broker:
         conn = broker.client()
+        server_version = broker_server_version(conn)
         try:
             with loadgen.Client(broker.url, queue) as client:
                 message_bytes = loadgen.celery_message_bytes(client, conn)
@@ -256,7 +288,13 @@ def run(options: Options, *, progress: Progress = lambda message: None) -> Run:
 
     fidelity = _fidelity(overhead, producer, drains, lag_max)
     warnings.extend(_warnings(results, fidelity, sizes))
-    context = collect_context(broker=broker, options=options, message_bytes=message_bytes, queue=queue)
+    context = collect_context(
+        broker=broker,
+        options=options,
+        message_bytes=message_bytes,
+        queue=queue,
+        server_version=server_version,
+    )
     steps.step("done: rendering the report")
     return Run(
         context=context,
@@ -276,7 +314,7 @@ def _enqueue(
     queue: str,
     message_bytes: int,
     sizes: Plan,
-    steps: StepCounter,
+    steps: Listener,
     samples: dict[str, tuple[float, ...]],
 ) -> tuple[list[Result], tuple[loadgen.Overhead, loadgen.Overhead]]:
     scratch = f"{queue}.floor"
@@ -331,7 +369,7 @@ def _enqueue(
 
 
 def _producer(
-    client: loadgen.Client, url: str, queue: str, conn: redis.Redis, sizes: Plan, steps: StepCounter
+    client: loadgen.Client, url: str, queue: str, conn: redis.Redis, sizes: Plan, steps: Listener
 ) -> list[Result]:
     n = sizes.producer_parallel
     per = sizes.producer_per_thread
@@ -402,7 +440,7 @@ def _pool_cell(
     pool: str,
     concurrency: int,
     sizes: Plan,
-    steps: StepCounter,
+    steps: Listener,
     samples: dict[str, tuple[float, ...]],
 ) -> tuple[list[Result], float]:
     label = f"{pool} x{concurrency}"
@@ -504,7 +542,7 @@ def _cleanup_external(conn: redis.Redis, queue: str, run_id: str) -> None:
             conn.delete(*batch)
 
 
-def _reliability(options: Options, note: Progress) -> tuple[Any, ...]:
+def _reliability(options: Options, note: Callable[[str], None]) -> tuple[Any, ...]:
     """The reliability section (``bench.faults``): fault scenarios with loss accounting, per pool."""
     records = reliability_section(
         list(options.pools), broker_url=options.broker_url, quick=options.quick, progress=note
@@ -585,7 +623,18 @@ def git_commit() -> str | None:
     return f"{head}-dirty" if dirty else head
 
 
-def collect_context(*, broker: Broker, options: Options, message_bytes: int, queue: str) -> dict[str, Any]:
+def broker_server_version(conn: redis.Redis) -> str | None:
+    """The broker server's own version (``INFO server``: ``redis_version``); ``None`` if it does not say."""
+    try:
+        version = conn.info("server").get("redis_version")
+    except redis.RedisError:
+        return None
+    return None if version is None else str(version)
+
+
+def collect_context(
+    *, broker: Broker, options: Options, message_bytes: int, queue: str, server_version: str | None = None
+) -> dict[str, Any]:
     """Versions, machine, commit and run parameters: what a saved result needs to be comparable."""
     sizes = options.sizes
     return {
@@ -601,6 +650,7 @@ def collect_context(*, broker: Broker, options: Options, message_bytes: int, que
         "git_commit": git_commit(),
         "broker": redact(broker.url),
         "broker_private": broker.owned,
+        "broker_server": server_version,
         "pools": {p: list(sizes.concurrency.get(p, (1,))) for p in options.pools},
         "quick": options.quick,
         "plan": dataclasses.asdict(sizes)

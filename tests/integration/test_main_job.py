@@ -90,6 +90,7 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     assert rows[("enqueue.apply_async", None)]["floor_ratio"] > 1
     assert rows[("enqueue.floor", None)]["floor_ratio"] == 1
     assert doc["context"]["message_bytes"] > 100
+    assert doc["context"]["broker_server"].split(".")[0].isdigit()  # INFO redis_version of the real broker
     assert doc["fidelity"]["capacity_ratio"] is not None
 
     table = done.stdout

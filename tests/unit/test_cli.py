@@ -102,7 +102,7 @@ def test_interrupt_exits_130(monkeypatch, capsys, tmp_path):
 
 @pytest.mark.parametrize("errors", [(), ("reliability section failed: TimeoutError: slow",)])
 def test_report_is_written_and_the_exit_status_tells_about_errors(monkeypatch, capsys, tmp_path, errors):
-    from tests.unit.test_report import _run
+    from tests.unit.sample_run import sample_run as _run
 
     monkeypatch.setattr(scenarios, "run", lambda *args, **kwargs: _run(errors=errors))
     path = tmp_path / "r.json"

@@ -10,63 +10,7 @@ import jsonschema
 import pytest
 
 from bench import report, stats
-from bench.ledger import ReliabilityRecord
-from bench.scenarios import Fidelity, Result, Run
-
-
-def _run(*, reliability=None, warnings=(), errors=()) -> Run:
-    floor = stats.summarize_latency([[70e-6, 72e-6, 75e-6], [71e-6, 73e-6, 74e-6]], what="floor")
-    delay = stats.summarize_latency([[700e-6, 720e-6, 750e-6], [710e-6, 730e-6, 740e-6]], what="delay")
-    e2e = stats.summarize_latency([[0.002, 0.0025, 0.004]], unit="ms")
-    drain = stats.summarize_throughput([(499, 0.8), (499, 0.82)])
-    producer = stats.summarize_throughput([(600, 0.3), (600, 0.31)])
-    results = (
-        Result("enqueue.floor", "LPUSH (floor)", None, None, latency=floor, floor_ratio=1.0),
-        Result(
-            "enqueue.delay", "delay()", None, None, latency=delay,
-            floor_ratio=stats.ratio(delay.median, floor.median),
-        ),
-        Result("producer.1-thread", "1 thread", None, None, throughput=producer),
-        Result("drain", "drain", "solo", 1, throughput=drain),
-        Result("e2e.start", "enqueue -> start", "solo", 1, latency=e2e, notes=("a note about solo",)),
-    )  # fmt: skip
-    fidelity = Fidelity(
-        timing_overhead=0.004,
-        timing_overhead_floor=-0.01,
-        overhead_calls=600,
-        producer_capacity=producer.median,
-        producer_mode="producer.1-thread",
-        slowest_pool="solo x1",
-        slowest_drain=drain.median,
-        capacity_ratio=stats.ratio(producer.median, drain.median),
-        generator_lag_max_s=0.002,
-    )
-    context = {
-        "timestamp": "2025-01-01T00:00:00+00:00", "celery": "5.7.0", "kombu": "5.7.0", "redis_py": "6.4.0",
-        "python": "3.11.7", "implementation": "CPython", "platform": "Linux", "machine": "x86_64",
-        "cpu_count": 2, "git_commit": "abc123", "broker": "redis://:***@127.0.0.1:1234/0",
-        "broker_private": True, "pools": {"solo": [1]}, "quick": True, "message_bytes": 959,
-    }  # fmt: skip
-    return Run(
-        context=context,
-        results=results,
-        fidelity=fidelity,
-        warnings=tuple(warnings),
-        reliability=reliability,
-        duration_s=12.5,
-        errors=tuple(errors),
-        samples={
-            "enqueue.floor": (70e-6, 72e-6, 75e-6),
-            "enqueue.delay": (700e-6, 720e-6, 750e-6),
-            "e2e.start:solo x1": (0.002, 0.0025, 0.004),
-            "e2e.result:solo x1": (0.003, 0.0035, 0.005),
-        },
-    )
-
-
-RECORD = ReliabilityRecord(
-    "solo", "kill-worker", 100, 0, 97, 0, 3, None, "at-most-once", "ok", "3 lost, as documented"
-)
+from tests.unit.sample_run import RECORD, sample_run
 
 
 def _validate(doc: dict) -> None:
@@ -78,7 +22,7 @@ def test_the_schema_is_a_valid_json_schema():
 
 
 def test_report_validates_and_round_trips_through_json():
-    doc = json.loads(json.dumps(report.to_json(_run(reliability=(RECORD,)))))
+    doc = json.loads(json.dumps(report.to_json(sample_run(reliability=(RECORD,)))))
     _validate(doc)
     assert doc["schema"] == report.SCHEMA_VERSION
     rows = {(r["scenario"], r["pool"]): r for r in doc["results"]}
@@ -98,16 +42,16 @@ def producer_rate() -> float:
 
 
 def test_a_failed_section_is_reported_as_an_error():
-    run = _run(errors=("reliability section failed: TimeoutError: too slow",))
+    run = sample_run(errors=("reliability section failed: TimeoutError: too slow",))
     doc = report.to_json(run)
     _validate(doc)
     assert doc["errors"] == ["reliability section failed: TimeoutError: too slow"]
     assert "ERROR: reliability section failed: TimeoutError: too slow" in report.text(run)
-    assert report.to_json(_run())["errors"] == []
+    assert report.to_json(sample_run())["errors"] == []
 
 
 def test_skipped_reliability_is_null():
-    doc = report.to_json(_run(reliability=None))
+    doc = report.to_json(sample_run(reliability=None))
     _validate(doc)
     assert doc["reliability"] is None
 
@@ -118,6 +62,7 @@ def test_skipped_reliability_is_null():
         lambda d: d.update(schema=99),
         lambda d: d.pop("context"),
         lambda d: d["context"].update(broker="redis://:s3cret@127.0.0.1:1234/0"),
+        lambda d: d["context"].update(broker_server=7),
         lambda d: d["results"].clear(),
         lambda d: d["results"][0].pop("samples"),
         lambda d: d["results"][0].update(samples=0),
@@ -129,20 +74,21 @@ def test_skipped_reliability_is_null():
         lambda d: d["reliability"][0].update(verdict="fine"),
     ],
     ids=[
-        "wrong-version", "no-context", "password-in-broker-url", "no-results", "no-sample-count",
+        "wrong-version", "no-context", "password-in-broker-url", "broker-server-not-a-string", "no-results",
+        "no-sample-count",
         "zero-samples", "latency-without-p99", "throughput-in-us", "no-capacity-ratio", "no-errors-list",
         "reliability-record-missing-fields", "unknown-verdict",
     ],
 )  # fmt: skip
 def test_schema_rejects_broken_reports(breakage):
-    doc = copy.deepcopy(report.to_json(_run(reliability=(RECORD,))))
+    doc = copy.deepcopy(report.to_json(sample_run(reliability=(RECORD,))))
     breakage(doc)
     with pytest.raises(jsonschema.ValidationError):
         _validate(doc)
 
 
 def test_table_has_one_row_per_result_with_units_and_floor_ratio():
-    run = _run()
+    run = sample_run()
     lines = report.table(run).splitlines()
     assert lines[0].split()[:4] == ["scenario", "pool", "n", "median"]
     body = lines[2:]
@@ -154,7 +100,7 @@ def test_table_has_one_row_per_result_with_units_and_floor_ratio():
 
 
 def test_text_report_shows_fidelity_notes_warnings_and_reliability():
-    out = report.text(_run(reliability=(RECORD,), warnings=("something is off",)))
+    out = report.text(sample_run(reliability=(RECORD,), warnings=("something is off",)))
     assert "harness timing vs a bare loop (600 calls each): apply_async +0.40%" in out
     assert "x the slowest drain (solo x1" in out
     assert "note: e2e.start solo x1: a note about solo" in out
@@ -179,12 +125,52 @@ def test_reliability_table_is_generic():
     assert table.splitlines()[2].split() == ["threads", "x", "1.25"]
 
 
-def test_json_plots_and_html_are_written(tmp_path):
-    run = _run(reliability=(RECORD,))
+def test_json_and_plots_are_written(tmp_path):
+    run = sample_run(reliability=(RECORD,))
     path = report.write_json(run, tmp_path / "sub" / "r.json")
     _validate(json.loads(path.read_text()))
     png = report.plot(run, tmp_path / "sub" / "r.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    page = report.write_html(run, tmp_path / "sub" / "r.html", png).read_text()
-    assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
-    assert "enqueue.delay" in page and "RELIABILITY" in page
+    assert png.read_bytes()[:8] == PNG
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_each_figure_section_has_its_own_png_and_none_without_data():
+    run = sample_run()
+    for section in report.FIGURE_SECTIONS:
+        png = report.section_png(run, section)
+        assert png is not None and png[:8] == PNG, section
+    empty = dataclasses.replace(run, samples={}, results=run.results[:2])  # no throughput, no samples
+    assert [report.section_png(empty, s) for s in report.FIGURE_SECTIONS] == [None] * 4
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(20e-6, 3e-3), (1.8e-3, 17e-3), (1e-6, 2.0)], ids=["enqueue-us", "e2e-ms", "6-decades"]
+)
+def test_log_axis_labels_do_not_overlap(low, high):
+    """Only major ticks carry a label, and no two labels drawn on the axis overlap."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = [low * (high / low) ** (k / 99) for k in range(100)]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    try:
+        report._cdf_axis(ax, {"a": values}, scale=1e6, unit="us", title="t")
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        lo, hi = sorted(ax.get_xlim())
+        minor = [t.get_text() for t in ax.xaxis.get_ticklabels(which="minor")]
+        assert all(text == "" for text in minor), minor
+        shown = [
+            t for t, x in zip(ax.xaxis.get_ticklabels(), ax.xaxis.get_majorticklocs(), strict=True)
+            if t.get_text() and lo <= x <= hi
+        ]  # fmt: skip
+        assert len(shown) >= 2, [t.get_text() for t in shown]
+        boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: b.x0)
+        for left, right in zip(boxes, boxes[1:], strict=False):
+            assert left.x1 < right.x0, (left, right)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,63 @@
+"""A synthetic :class:`bench.scenarios.Run` for the renderers' unit tests (no server)."""
+
+from __future__ import annotations
+
+from bench import stats
+from bench.ledger import ReliabilityRecord
+from bench.scenarios import Fidelity, Result, Run
+
+
+def sample_run(*, reliability=None, warnings=(), errors=()) -> Run:
+    """Two enqueue figures and the floor, a producer rate, one pool's drain and open loop."""
+    floor = stats.summarize_latency([[70e-6, 72e-6, 75e-6], [71e-6, 73e-6, 74e-6]], what="floor")
+    delay = stats.summarize_latency([[700e-6, 720e-6, 750e-6], [710e-6, 730e-6, 740e-6]], what="delay")
+    e2e = stats.summarize_latency([[0.002, 0.0025, 0.004]], unit="ms")
+    drain = stats.summarize_throughput([(499, 0.8), (499, 0.82)])
+    producer = stats.summarize_throughput([(600, 0.3), (600, 0.31)])
+    results = (
+        Result("enqueue.floor", "LPUSH (floor)", None, None, latency=floor, floor_ratio=1.0),
+        Result(
+            "enqueue.delay", "delay()", None, None, latency=delay,
+            floor_ratio=stats.ratio(delay.median, floor.median),
+        ),
+        Result("producer.1-thread", "1 thread", None, None, throughput=producer),
+        Result("drain", "drain", "solo", 1, throughput=drain),
+        Result("e2e.start", "enqueue -> start", "solo", 1, latency=e2e, notes=("a note about solo",)),
+    )  # fmt: skip
+    fidelity = Fidelity(
+        timing_overhead=0.004,
+        timing_overhead_floor=-0.01,
+        overhead_calls=600,
+        producer_capacity=producer.median,
+        producer_mode="producer.1-thread",
+        slowest_pool="solo x1",
+        slowest_drain=drain.median,
+        capacity_ratio=stats.ratio(producer.median, drain.median),
+        generator_lag_max_s=0.002,
+    )
+    context = {
+        "timestamp": "2025-01-01T00:00:00+00:00", "celery": "5.7.0", "kombu": "5.7.0", "redis_py": "6.4.0",
+        "python": "3.11.7", "implementation": "CPython", "platform": "Linux", "machine": "x86_64",
+        "cpu_count": 2, "git_commit": "abc123", "broker": "redis://:***@127.0.0.1:1234/0",
+        "broker_private": True, "pools": {"solo": [1]}, "quick": True, "message_bytes": 959,
+    }  # fmt: skip
+    return Run(
+        context=context,
+        results=results,
+        fidelity=fidelity,
+        warnings=tuple(warnings),
+        reliability=reliability,
+        duration_s=12.5,
+        errors=tuple(errors),
+        samples={
+            "enqueue.floor": (70e-6, 72e-6, 75e-6),
+            "enqueue.delay": (700e-6, 720e-6, 750e-6),
+            "e2e.start:solo x1": (0.002, 0.0025, 0.004),
+            "e2e.result:solo x1": (0.003, 0.0035, 0.005),
+        },
+    )
+
+
+RECORD = ReliabilityRecord(
+    "solo", "kill-worker", 100, 0, 97, 0, 3, None, "at-most-once", "ok", "3 lost, as documented"
+)
