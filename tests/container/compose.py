@@ -19,7 +19,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 STACK = ("redis", "worker-solo", "worker-prefork", "worker-threads")
 """What the smoke brings up: the broker and the standing worker of every pool (not the main job)."""
 
-PROFILES = ("rabbitmq", "bench")
+PROFILES = ("rabbitmq", "bench", "fleet")
 """Every profile of the compose file: teardown names them all, or their services could outlive ``down``."""
 
 BUILD_TIMEOUT = 900.0
