@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,7 +168,9 @@ def _drain(
     return loadgen.drain_rate(collector.outcomes())
 
 
-def measure(broker_url: str, *, sizes: Sizes = Sizes(), progress: Any = lambda line: None) -> FleetRun:
+def measure(
+    broker_url: str, *, sizes: Sizes = Sizes(), progress: Callable[[str], None] = lambda line: None
+) -> FleetRun:
     """Discover the fleet on ``broker_url`` and measure it; leaves the fleet as it found it."""
     run_id = uuid.uuid4().hex[:10]
     queue = f"bench.fleet.{run_id}"
