@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--no-reliability", action="store_true", help="skip the reliability (fault) section")
     run.add_argument("--no-plots", action="store_true", help="write no PNG/HTML plots")
+    run.add_argument(
+        "--fleet", action="store_true",
+        help="measure the workers already running on --broker-url (found by control ping; never stopped "
+        "or purged; probe tasks go to a queue of the harness's own) instead of starting any",
+    )  # fmt: skip
     sizes = run.add_argument_group("sizes (override the --quick or full plan)")
     sizes.add_argument("--samples", type=_positive(int), metavar="N", help="enqueue calls timed per round")
     sizes.add_argument("--rounds", type=_positive(int), metavar="N", help="enqueue rounds")
@@ -180,7 +185,30 @@ def progress_renderer(stream: TextIO) -> contextlib.AbstractContextManager[progr
     return contextlib.nullcontext(progress.PlainLines(_say))
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    """``run --fleet``: measure workers the harness did not start (bench.fleet)."""
+    from bench import fleet
+
+    if not args.broker_url:
+        raise UsageError("--fleet measures workers already running on a broker: give --broker-url URL")
+    try:
+        check_url(args.broker_url)
+    except BrokerError as exc:
+        raise UsageError(f"--broker-url: {exc}")
+    _drop_celery_env_urls()
+    overrides = {"drain_tasks": args.drain_tasks, "e2e_rate": args.rate, "e2e_seconds": args.duration}
+    sizes = fleet.Sizes(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        measured = fleet.measure(args.broker_url, sizes=sizes, progress=_say)
+    except fleet.FleetError as exc:
+        raise UsageError(f"--fleet: {exc}")
+    print(fleet.text(measured), flush=True)
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.fleet:
+        return cmd_fleet(args)
     options, path = _options(args)
     _drop_celery_env_urls()
     _say(

@@ -22,6 +22,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from bench import defaults, pools
+from tests.container import compose as compose_smoke
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -30,7 +31,8 @@ CHECK_TIMEOUT = 120.0
 """Seconds one check-jsonschema or tox run may take (they are offline; this only bounds a hang)."""
 
 RUNNER_PLATFORM = {"ubuntu-latest": "linux", "windows-latest": "win32"}
-NON_TOX_JOBS = {"compose"}  # drives `docker compose` itself; every other job is one tox env
+NON_TOX_JOBS: set[str] = set()  # jobs that run no tox env (none: every job runs at least one)
+DOCS = [ROOT / "README.md", ROOT / "docs" / "ci-docker-windows.md"]
 
 
 def load_yaml(path: Path) -> Any:
@@ -156,7 +158,7 @@ def test_every_tox_env_the_workflow_calls_exists(workflow, tox_envs):
             assert envs or name in NON_TOX_JOBS, f"job {name} runs no tox env"
             called.update(envs)
     assert called <= set(tox_envs), f"not in tox -l: {sorted(called - set(tox_envs))}"
-    assert {"lint", "bench", "docker"} <= called
+    assert {"lint", "bench", "docker", "compose"} <= called
     assert set(tox_envs) <= called, f"tox envs no CI job runs: {sorted(set(tox_envs) - called)}"
 
 
@@ -199,6 +201,67 @@ def test_benchmarks_upload_what_tox_bench_writes(workflow):
     assert "--benchmark-compare " in gate and "--benchmark-compare-fail=" in gate
 
 
+def test_the_docker_jobs_fail_without_an_engine(workflow):
+    """CI runs the container tier and the compose smoke with BENCH_REQUIRE_DOCKER=1 (no silent skip)."""
+    for job, env in (("container", "docker"), ("compose", "compose")):
+        steps = [s for s in workflow["jobs"][job]["steps"] if f"tox -e {env}" in s.get("run", "")]
+        assert len(steps) == 1, (job, env)
+        assert steps[0]["env"]["BENCH_REQUIRE_DOCKER"] == "1", job
+
+
+def test_the_docker_tox_envs_split_the_tier_from_the_compose_smoke():
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(ROOT / "tox.ini")
+    docker_cmd = ini["testenv:docker"]["commands"]
+    compose_cmd = ini["testenv:compose"]["commands"]
+    assert (
+        "-p celery -p docker_tools" in docker_cmd and "--ignore=tests/container/test_compose.py" in docker_cmd
+    )
+    assert "tests/container/test_compose.py" in compose_cmd.split()
+    assert (ROOT / "tests" / "container" / "test_compose.py").is_file()
+
+
+def compose_downs(text: str) -> list[str]:
+    """Every `docker compose ... down ...` command line in ``text``."""
+    return [m.group(0) for m in re.finditer(r"docker compose\b[^\n`]*?\sdown\b[^\n`]*", text)]
+
+
+def test_every_documented_teardown_names_every_profile_and_the_volumes(compose):
+    profiles = sorted({p for svc in compose["services"].values() for p in svc.get("profiles", [])})
+    assert profiles, "the compose file defines no profile"
+    assert sorted(compose_smoke.PROFILES) == profiles, "the compose smoke's teardown must name them all"
+    files = [COMPOSE, *WORKFLOWS, *DOCS]
+    downs = {path.name: compose_downs(path.read_text()) for path in files}
+    assert all(downs[p.name] for p in (COMPOSE, *WORKFLOWS)), downs
+    for name, commands in downs.items():
+        for command in commands:
+            missing = [p for p in profiles if f"--profile {p}" not in command]
+            assert not missing, f"{name}: `{command}` leaves the profiles {missing} running"
+            assert "--volumes" in command.split() or "-v" in command.split(), (
+                f"{name}: `{command}` keeps volumes"
+            )
+
+
+def test_the_main_job_starts_only_when_named(compose):
+    """No `up` starts the full main job by accident: it has a profile of its own."""
+    assert compose["services"]["bench"]["profiles"] == ["bench"]
+    for name, svc in compose["services"].items():
+        if name != "bench":
+            assert "bench" not in svc.get("profiles", []), name
+
+
+def test_compose_downs_are_found():
+    text = (
+        "run `docker compose --profile a down -v` and\n"
+        "  docker compose -p x --profile a --profile b down --volumes\n"
+        "`docker compose up -d` and `docker compose ps` are not teardowns"
+    )
+    assert compose_downs(text) == [
+        "docker compose --profile a down -v",
+        "docker compose -p x --profile a --profile b down --volumes",
+    ]
+
+
 def test_linux_only_jobs_run_on_linux(workflow):
     for name in ("lint", "benchmarks", "container", "compose", "external-broker"):
         assert workflow["jobs"][name]["runs-on"] == "ubuntu-latest", name
@@ -231,10 +294,17 @@ def test_one_worker_per_pool(compose):
 def test_each_worker_is_healthy_only_when_its_own_node_answers(compose):
     for name, svc in {**workers(compose), **workers(compose, profiled=True)}.items():
         node = option(svc["command"], "hostname")
-        assert node and node.split("@", 1)[1] == svc["hostname"], f"{name}: node name must be fixed"
+        assert node, f"{name}: the node name must be set"
         test = svc["healthcheck"]["test"]
-        assert test[:6] == ["CMD", "celery", "-A", "tasks", "inspect", "ping"], name
-        assert test[test.index("-d") + 1] == node, f"{name}: healthcheck pings another node"
+        if "hostname" in svc:  # one container: a fixed node name, pinged in exec form
+            assert node.split("@", 1)[1] == svc["hostname"], f"{name}: node name must be fixed"
+            assert test[:6] == ["CMD", "celery", "-A", "tasks", "inspect", "ping"], name
+            assert test[test.index("-d") + 1] == node, f"{name}: healthcheck pings another node"
+        else:  # replicas (--scale): node NAME@%h (the container's hostname), pinged through the shell
+            assert node.endswith("@%h"), f"{name}: replicas need a node name per container"
+            pinged = f"-d {node[: -len('%h')]}$$HOSTNAME "  # $$: a literal $ for the shell, not compose
+            assert test[0] == "CMD-SHELL" and "celery -A tasks inspect ping" in test[1], name
+            assert pinged in test[1], f"{name}: healthcheck pings another node"
         assert svc["depends_on"]["redis"] == {"condition": "service_healthy"}, name
 
 
@@ -269,6 +339,8 @@ def test_env_contract_names_services_of_this_file(compose):
 def test_rabbitmq_is_optional(compose):
     assert compose["services"]["rabbitmq"]["profiles"] == ["rabbitmq"]
     for name, svc in workers(compose, profiled=True).items():
+        if "rabbitmq" not in svc["profiles"]:
+            continue
         assert svc["environment"]["CELERY_BROKER_URL"].startswith("amqp://"), name
         assert svc["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
 
