@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import os
 import re
 import subprocess
@@ -170,8 +171,8 @@ def stale_projects(names: Sequence[str], alive: Callable[[int], bool] = _pid_ali
 
 def remove_stale(say: Callable[[str], None]) -> None:
     """Take down the compose projects a killed host-fault run left behind, saying so in one line."""
-    listed = docker("compose", "ls", "--all", "--format", "{{.Name}}", timeout=defaults.DOCKER_QUERY_TIMEOUT)
-    stale = stale_projects(listed.split())
+    listed = docker("compose", "ls", "--all", "--format", "json", timeout=defaults.DOCKER_QUERY_TIMEOUT)
+    stale = stale_projects([project["Name"] for project in json.loads(listed or "[]")])
     for project in stale:
         _compose(project, "down", "--volumes", "--remove-orphans", "--timeout", "1")
         with contextlib.suppress(HostFaultError):
