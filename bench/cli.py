@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure the workers already running on --broker-url (found by control ping; never stopped "
         "or purged; probe tasks go to a queue of the harness's own) instead of starting any",
     )  # fmt: skip
+    run.add_argument(
+        "--host-faults", action="store_true",
+        help="break worker hosts on purpose instead: a compose fleet of two hosts of the harness's own "
+        "(Docker with Compose v2), each killed, frozen and cut off from the broker, with and without "
+        "acks_late; prints their reliability rows and removes the fleet",
+    )  # fmt: skip
     sizes = run.add_argument_group("sizes (override the --quick or full plan)")
     sizes.add_argument("--samples", type=_positive(int), metavar="N", help="enqueue calls timed per round")
     sizes.add_argument("--rounds", type=_positive(int), metavar="N", help="enqueue rounds")
@@ -206,7 +212,24 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_host_faults(args: argparse.Namespace) -> int:
+    """``run --host-faults``: a compose fleet of the harness's own, broken on purpose (bench.hostfaults)."""
+    from bench import hostfaults
+
+    if args.fleet or args.broker_url:
+        raise UsageError("--host-faults brings up a fleet of its own: drop --fleet and --broker-url")
+    _drop_celery_env_urls()
+    try:
+        rows = hostfaults.run_all(say=_say)
+    except hostfaults.HostFaultError as exc:
+        raise RuntimeError(f"--host-faults: {exc}")
+    print(report.reliability_table(rows), flush=True)
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.host_faults:
+        return cmd_host_faults(args)
     if args.fleet:
         return cmd_fleet(args)
     options, path = _options(args)

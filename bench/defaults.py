@@ -72,3 +72,27 @@ FAULT_POLL = 0.05
 BROWSER_TIMEOUT = 60.0
 """Seconds headless Chromium has to load the HTML report and dump its rendered DOM
 (``tests/unit/test_html.py``); a cold start on a loaded 2-core machine takes a few seconds."""
+
+# -- host faults (bench/hostfaults: a compose fleet broken on purpose) ---------------------------------
+DOCKER_TIMEOUT = 120.0
+"""Seconds one ``docker`` command that changes state (kill, pause, start, network, down) may take."""
+
+DOCKER_QUERY_TIMEOUT = 60.0
+"""Seconds one ``docker`` query (version, info, ps, inspect, port) may take on a busy engine."""
+
+DOCKER_UP_TIMEOUT = 900.0
+"""Seconds ``docker compose up --build --wait`` may take: a cold image build installs the project from
+PyPI (about 30 s here, minutes behind a slow mirror), then the workers' healthchecks."""
+
+HOST_FAULT_START_TIMEOUT = 60.0
+"""Seconds the victim host has to start its first task of a scenario."""
+
+HOST_FAULT_RECOVERY_MARGIN = 30.0
+"""Seconds past the workers' ``visibility_timeout`` the rest of the fleet has to complete what it can
+recover (the restore sweep runs every second in the fleet; the rest is the tasks' own work)."""
+
+HOST_HEAL_TIMEOUT = 60.0
+"""Seconds a healed host (restarted, resumed, reconnected) has to answer a control ping again."""
+
+HOST_FAULT_SETTLE_TIMEOUT = 90.0
+"""Seconds after healing until nothing of the run is queued, unacknowledged, reserved or running."""

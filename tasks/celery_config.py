@@ -61,6 +61,14 @@ if os.environ.get("TASKS_VISIBILITY_TIMEOUT"):
     # Redis redelivers an unacknowledged message after this many seconds (default 1 hour).
     broker_transport_options = {"visibility_timeout": float(os.environ["TASKS_VISIBILITY_TIMEOUT"])}
     result_backend_transport_options = dict(broker_transport_options)
+if os.environ.get("TASKS_UNACKED_RESTORE_INTERVAL"):
+    # A running worker sweeps ``unacked`` for messages past the visibility timeout every this many seconds
+    # (kombu's default: 10 s x a throttle of 10). The host-fault scenarios set 1 s.
+    broker_transport_options = {
+        **globals().get("broker_transport_options", {}),
+        "unacked_restore_interval": float(os.environ["TASKS_UNACKED_RESTORE_INTERVAL"]),
+        "unacked_restore_throttle": 1,
+    }
 
 # Simulated work time of ``add`` / ``multiply`` (the seed sleeps 2 s); off unless asked.
 tasks_work_seconds = float(os.environ.get("TASKS_WORK_SECONDS", "0"))

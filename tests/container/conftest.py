@@ -307,8 +307,9 @@ def docker_engine_error() -> str | None:
     return error
 
 
-COMPOSE_TESTS = HERE / "test_compose.py"
-"""The compose smoke: needs an engine and Compose v2, not pytest-celery (so it runs in the default run)."""
+COMPOSE_TESTS = (HERE / "test_compose.py", HERE / "test_host_faults.py")
+"""The compose smoke and the host faults: they need an engine and Compose v2, not pytest-celery (so they
+run in the default run)."""
 
 
 def missing_engine(what: str, *, compose: bool) -> str:
@@ -344,7 +345,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             )
     reasons: dict[bool, str] = {}  # is it the compose smoke? -> why it cannot run here ("" if it can)
     for item in mine:
-        compose = Path(item.path) == COMPOSE_TESTS
+        compose = Path(item.path) in COMPOSE_TESTS
         if compose not in reasons:
             reasons[compose] = skip_reason(config, compose=compose)
         if reasons[compose]:
