@@ -331,6 +331,17 @@ class RabbitMQ:
                 channel.close()
 
 
+def get_one(url: str, queue: str) -> amqp.basic_message.Message | None:
+    """Take one message off ``queue`` (``basic_get``, acknowledged), or None if it is empty."""
+    with kombu.Connection(url, connect_timeout=defaults.AMQP_CONNECT_TIMEOUT) as conn:
+        channel = conn.channel()
+        try:
+            message: amqp.basic_message.Message | None = channel.basic_get(queue=queue, no_ack=True)
+            return message
+        finally:
+            channel.close()
+
+
 def can_login(host: str, port: int, user: str, password: str) -> bool:
     """Whether an AMQP login to ``host:port`` with these credentials succeeds now."""
     conn = amqp.Connection(
