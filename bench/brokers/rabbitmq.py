@@ -53,7 +53,9 @@ _INHERITED_PREFIXES = ("RABBITMQ_", "ERL_")
 config file or port mapper (e.g. ``RABBITMQ_NODENAME`` or ``ERL_EPMD_PORT`` set in a user's shell)."""
 
 
-def find_rabbitmq_server(which: Callable[[str], str | None] = shutil.which) -> Path:
+def find_rabbitmq_server(
+    which: Callable[[str], str | None] = shutil.which, debian: Path = DEBIAN_SCRIPTS
+) -> Path:
     """The ``rabbitmq-server`` script to run: PATH's, or the one its distribution's wrapper calls."""
     found = which("rabbitmq-server")
     if not found:
@@ -62,7 +64,7 @@ def find_rabbitmq_server(which: Callable[[str], str | None] = shutil.which) -> P
     real = path.resolve()
     if real.name == "rabbitmq-server" and (real.parent / "rabbitmq-env").is_file():
         return path  # RabbitMQ's own script (generic-unix tarball, Homebrew, RabbitMQ's packages)
-    wrapped = DEBIAN_SCRIPTS / "rabbitmq-server"
+    wrapped = debian / "rabbitmq-server"
     return wrapped if wrapped.is_file() else path
 
 
