@@ -88,10 +88,13 @@ def support(kind: str, which: Callable[[str], str | None] = shutil.which) -> Bro
             return BrokerSupport(kind, False, str(exc))
         return BrokerSupport(kind, True)
     if kind == "rabbitmq":
-        from bench.brokers.rabbitmq import INSTALL_HINT
+        from bench.brokers.rabbitmq import find_epmd, find_rabbitmq_server
 
-        if which("rabbitmq-server") is None:
-            return BrokerSupport(kind, False, INSTALL_HINT)
+        try:
+            find_rabbitmq_server(which)
+            find_epmd(which)
+        except BrokerError as exc:
+            return BrokerSupport(kind, False, str(exc))
         return BrokerSupport(kind, True)
     raise ValueError(f"unknown broker {kind!r}: choose one of {', '.join(KINDS)}")
 

@@ -78,6 +78,8 @@ def test_missing_rabbitmq_server_is_a_one_line_error_naming_the_fixes():
     assert "apt-get install rabbitmq-server" in message and "--broker-url amqp://" in message
     support = brokers.support("rabbitmq", which=lambda name: None)
     assert not support.available and support.reason == message
+    no_epmd = brokers.support("rabbitmq", which=lambda name: None if name == "epmd" else "/usr/sbin/" + name)
+    assert not no_epmd.available and "no epmd found" in no_epmd.reason and "\n" not in no_epmd.reason
 
 
 def _script(path: Path, text: str = "#!/bin/sh\n") -> Path:
