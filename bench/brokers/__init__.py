@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from bench.broker import BrokerError
+from bench.procs import is_windows
 
 KINDS = ("redis", "rabbitmq")
 """Every broker kind the harness knows, in the order it runs them."""
@@ -77,7 +78,9 @@ class BrokerSupport:
     reason: str = ""
 
 
-def support(kind: str, which: Callable[[str], str | None] = shutil.which) -> BrokerSupport:
+def support(
+    kind: str, which: Callable[[str], str | None] = shutil.which, platform: str | None = None
+) -> BrokerSupport:
     """Whether this machine can start a private broker of ``kind``."""
     if kind == "redis":
         from bench.broker import find_redis_server
@@ -88,8 +91,10 @@ def support(kind: str, which: Callable[[str], str | None] = shutil.which) -> Bro
             return BrokerSupport(kind, False, str(exc))
         return BrokerSupport(kind, True)
     if kind == "rabbitmq":
-        from bench.brokers.rabbitmq import find_epmd, find_rabbitmq_server
+        from bench.brokers.rabbitmq import WINDOWS_REASON, find_epmd, find_rabbitmq_server
 
+        if is_windows(platform):
+            return BrokerSupport(kind, False, WINDOWS_REASON)
         try:
             find_rabbitmq_server(which)
             find_epmd(which)

@@ -43,6 +43,11 @@ INSTALL_HINT = (
     "rabbitmq) or pass --broker-url amqp://USER:PASSWORD@HOST:5672//"
 )
 
+WINDOWS_REASON = (
+    "a private RabbitMQ node is POSIX-only here (its scripts are .bat files and it stops by signal): "
+    "pass --broker-url amqp://USER:PASSWORD@HOST:5672//"
+)
+
 DEBIAN_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
 """Where Debian and Ubuntu keep RabbitMQ's own scripts; their ``/usr/sbin/rabbitmq-server`` is a wrapper
 (a link to ``rabbitmq-script-wrapper``) that switches to the ``rabbitmq`` user (``su``, which resets

@@ -82,6 +82,11 @@ def test_missing_rabbitmq_server_is_a_one_line_error_naming_the_fixes():
     assert not no_epmd.available and "no epmd found" in no_epmd.reason and "\n" not in no_epmd.reason
 
 
+def test_no_private_rabbitmq_on_windows():
+    info = brokers.support("rabbitmq", which=lambda name: "C:/rabbitmq/" + name, platform="win32")
+    assert not info.available and "--broker-url amqp://" in info.reason
+
+
 def _script(path: Path, text: str = "#!/bin/sh\n") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
