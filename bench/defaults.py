@@ -12,6 +12,24 @@ BROKER_START_TIMEOUT = 10.0
 BROKER_STOP_TIMEOUT = 5.0
 """Seconds a private ``redis-server`` has to exit after SIGTERM before it is killed."""
 
+# -- a private RabbitMQ node (bench/brokers/rabbitmq.py) ---------------------------------------------
+RABBITMQ_START_TIMEOUT = 90.0
+"""Seconds a freshly started private RabbitMQ node has to accept an AMQP login.
+
+Generous: the Erlang VM boots RabbitMQ's applications one by one (a few seconds on an idle machine, a
+few times that on a 2-core machine shared with other test runs)."""
+
+RABBITMQ_STOP_TIMEOUT = 30.0
+"""Seconds a private RabbitMQ node has to stop after SIGTERM (it closes connections and syncs its
+message store) before its whole process tree is killed."""
+
+EPMD_START_TIMEOUT = 10.0
+"""Seconds the private ``epmd`` (Erlang port mapper) of a RabbitMQ node has to accept connections."""
+
+AMQP_CONNECT_TIMEOUT = 1.0
+"""Seconds one AMQP connection attempt of the readiness poll may take (the poll retries)."""
+
+# -- workers, results, polling -------------------------------------------------------------------------
 WORKER_READY_TIMEOUT = 60.0
 """Seconds a ``celery worker`` has to answer a control ping after it was started.
 
