@@ -1,7 +1,8 @@
 """The broker the harness talks to: a private ``redis-server`` it starts, or a URL the user gives.
 
 A private Redis binds 127.0.0.1 only, on a free port, with a generated password, in a temporary
-directory of its own that is removed when it stops. It keeps nothing on disk unless asked
+directory of its own that is removed when it stops. The password reaches the server through a 0600
+config file in that directory, never its command line. It keeps nothing on disk unless asked
 (``appendonly=True``, which the broker-restart fault needs). A URL given by the user is wrapped as it
 is: the harness never starts, stops or flushes a server it did not start.
 """
@@ -18,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import redis
 
 from bench import defaults
-from bench.procs import ManagedProcess, make_tempdir, remove_tempdir, wait_for
+from bench.procs import ManagedProcess, make_tempdir, remove_tempdir, wait_for, write_private_file
 
 INSTALL_HINT = (
     "no redis-server found: install one (apt-get install redis-server, brew install redis) "
@@ -90,7 +91,7 @@ def redact(url: str) -> str:
 
 
 def redact_text(text: str, secret: str) -> str:
-    """``text`` with every occurrence of ``secret`` masked (e.g. a command line with --requirepass)."""
+    """``text`` with every occurrence of ``secret`` masked (e.g. a log line that echoes a password)."""
     return text.replace(secret, "***") if secret else text
 
 
@@ -127,11 +128,13 @@ class Broker:
         binary = find_redis_server()
         if self.tmpdir is None:
             self.tmpdir = make_tempdir("redis")
+        # The password goes in a 0600 file, never on the command line: `ps` shows argv to every user.
+        config = write_private_file(self.tmpdir / "redis.conf", f"requirepass {self.password}\n")
         argv = [
             binary,
+            str(config),  # redis-server reads a config file given as its first argument
             "--bind", self.host,
             "--port", str(self.port),
-            "--requirepass", self.password,
             "--dir", str(self.tmpdir),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
