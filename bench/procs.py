@@ -323,6 +323,7 @@ class ManagedProcess:
         env = dict(self.env)
         env.setdefault(defaults.RUN_MARKER_ENV, run_id())
         env[defaults.OWNER_MARKER_ENV] = this_owner().marker()
+        env.setdefault("SPT_NOENV", "1")  # a title set with `setproctitle` must not overwrite the markers
         log: IO[bytes] = open(self.log_path, "ab")
 
         def popen() -> subprocess.Popen[bytes]:

@@ -180,9 +180,10 @@ def test_stale_cleanup_removes_a_dead_runs_leftovers_and_spares_live_and_unmarke
                         if k != "unmarked"),
             timeout=defaults.KILL_TIMEOUT, what="the marked sleepers to exec",
         )  # fmt: skip
-        left = stale.clean(tmp_path)
-        assert sleepers["dead"].wait(timeout=defaults.KILL_TIMEOUT) == -signal.SIGKILL
-        assert sleepers["live"].poll() is None and sleepers["unmarked"].poll() is None
+        handles = {k: psutil.Process(p.pid) for k, p in sleepers.items()}
+        left = stale.clean(tmp_path)  # kills and reaps (they are this process's children: no zombie)
+        assert not _running(handles["dead"])
+        assert _running(handles["live"]) and _running(handles["unmarked"])
     finally:
         for proc in sleepers.values():
             proc.kill()
