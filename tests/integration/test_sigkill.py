@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from bench import defaults, stale
+from bench.broker import find_redis_server, redis_version, server_config
 from bench.procs import Owner, harness_processes, reap_run, this_owner, wait_for
 from tests.integration.jobs import ROOT, job_env, leftovers
 
@@ -144,13 +145,22 @@ def _dead_owner() -> Owner:
     return owner
 
 
-def _marked_sleeper(run: str, owner: Owner | None) -> subprocess.Popen[bytes]:
+def _marked(argv: list[str], run: str, owner: Owner | None) -> subprocess.Popen[bytes]:
     markers = (defaults.RUN_MARKER_ENV, defaults.OWNER_MARKER_ENV)
     env = {k: v for k, v in os.environ.items() if k not in markers}
     env[defaults.RUN_MARKER_ENV] = run
     if owner is not None:
         env[defaults.OWNER_MARKER_ENV] = owner.marker()
-    return subprocess.Popen(["sleep", "300"], env=env)
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+
+
+def _stale_redis_server(tmp: Path, run: str, owner: Owner) -> subprocess.Popen[bytes]:
+    """A real redis-server configured as the harness configures its private one (no TCP port here)."""
+    binary = find_redis_server()
+    config = tmp / "stale-redis.conf"
+    socket = tmp / "stale-redis.sock"  # no TCP port: the socket file says it is up
+    config.write_text(server_config("x" * 32, redis_version(binary)) + f"port 0\nunixsocket {socket}\n")
+    return _marked([binary, str(config)], run, owner)
 
 
 def _marked_dir(tmp: Path, name: str, run: str, owner: Owner | None) -> Path:
@@ -162,12 +172,12 @@ def _marked_dir(tmp: Path, name: str, run: str, owner: Owner | None) -> Path:
     return path
 
 
-def test_stale_cleanup_removes_a_dead_runs_leftovers_and_spares_live_and_unmarked_ones(tmp_path):
+def test_stale_cleanup_removes_a_dead_runs_broker_and_dirs_and_spares_live_and_unmarked_ones(tmp_path):
     dead, live = _dead_owner(), this_owner()
     sleepers = {
-        "dead": _marked_sleeper("stale-dead-run", dead),
-        "live": _marked_sleeper("stale-live-run", live),
-        "unmarked": _marked_sleeper("stale-old-harness", None),  # a run id but no owner: an older harness
+        "dead": _stale_redis_server(tmp_path, "stale-dead-run", dead),
+        "live": _marked(["sleep", "300"], "stale-live-run", live),
+        "unmarked": _marked(["sleep", "300"], "stale-old-harness", None),  # no owner: an older harness
     }
     dirs = {
         "dead": _marked_dir(tmp_path, "redis-dead", "stale-dead-run", dead),
@@ -175,12 +185,15 @@ def test_stale_cleanup_removes_a_dead_runs_leftovers_and_spares_live_and_unmarke
         "unmarked": _marked_dir(tmp_path, "beat-unmarked", "", None),
     }
     try:
-        wait_for(
-            lambda: all(stale.marked_in(psutil.Process(p.pid).environ()) for k, p in sleepers.items()
-                        if k != "unmarked"),
-            timeout=defaults.KILL_TIMEOUT, what="the marked sleepers to exec",
-        )  # fmt: skip
+        expected = {"dead": ("stale-dead-run", dead), "live": ("stale-live-run", live)}
+
+        def up() -> bool:
+            marks = {k: stale.marked_in(psutil.Process(sleepers[k].pid).environ()) for k in expected}
+            return (tmp_path / "stale-redis.sock").exists() and marks == expected
+
+        wait_for(up, timeout=defaults.BROKER_START_TIMEOUT, what="the marked processes to be up")
         handles = {k: psutil.Process(p.pid) for k, p in sleepers.items()}
+        assert handles["dead"].name() == "redis-server"
         left = stale.clean(tmp_path)  # kills and reaps (they are this process's children: no zombie)
         assert not _running(handles["dead"])
         assert _running(handles["live"]) and _running(handles["unmarked"])
