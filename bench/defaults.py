@@ -61,6 +61,10 @@ gone; a child of a live run (another harness running beside it) is never touched
 OWNER_FILE = ".bench-owner"
 """File written into every ``celery-bench-*`` temp dir: the run id and owner of the run that made it."""
 
+HELPER_EXIT_TIMEOUT = 5.0
+"""Seconds multiprocessing's resource tracker (started for the spawned producer processes) has to exit
+after the harness did: it exits on its own when its parent's end of the pipe closes, a moment later."""
+
 PARENT_DEATH_TIMEOUT = 15.0
 """Seconds the children of a SIGKILLed harness have to be gone (``PR_SET_PDEATHSIG`` is delivered at
 once; the bound covers a loaded 2-core machine reaping a prefork tree)."""

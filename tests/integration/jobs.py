@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 from bench import defaults
-from bench.procs import harness_processes
+from bench.procs import harness_processes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,18 @@ def job_env(tmp_path: Path, label: str = "main-job") -> tuple[dict[str, str], st
 
 
 def leftovers(tmp_path: Path, run_id: str) -> tuple[list[int], list[str]]:
-    """Processes carrying ``run_id`` and ``celery-bench-*`` dirs in ``tmp_path``."""
+    """Processes carrying ``run_id`` and ``celery-bench-*`` dirs in ``tmp_path``, once the job exited.
+
+    multiprocessing's resource tracker outlives the job by a moment (it exits when the job's end of its
+    pipe closes), so processes get ``HELPER_EXIT_TIMEOUT`` to go; a leaked worker or broker stays."""
+    try:
+        wait_for(
+            lambda: not harness_processes(run_id),
+            timeout=defaults.HELPER_EXIT_TIMEOUT,
+            what="the job to settle",
+        )
+    except TimeoutError:
+        pass  # reported below, with the pids
     procs = [p.pid for p in harness_processes(run_id)]
     dirs = sorted(p.name for p in tmp_path.glob(f"{defaults.TEMP_PREFIX}*"))
     return procs, dirs
