@@ -1,16 +1,20 @@
 """The broker the harness talks to: a private ``redis-server`` it starts, or a URL the user gives.
 
 A private Redis binds 127.0.0.1 only, on a free port, with a generated password, in a temporary
-directory of its own that is removed when it stops. It keeps nothing on disk unless asked
+directory of its own that is removed when it stops. The password reaches the server through a 0600
+config file in that directory, never its command line. It keeps nothing on disk unless asked
 (``appendonly=True``, which the broker-restart fault needs). A URL given by the user is wrapped as it
 is: the harness never starts, stops or flushes a server it did not start.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import secrets
 import shutil
 import socket
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -18,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import redis
 
 from bench import defaults
-from bench.procs import ManagedProcess, make_tempdir, remove_tempdir, wait_for
+from bench.procs import ManagedProcess, make_tempdir, remove_tempdir, wait_for, write_private_file
 
 INSTALL_HINT = (
     "no redis-server found: install one (apt-get install redis-server, brew install redis) "
@@ -44,6 +48,30 @@ def find_redis_server() -> str:
     except ImportError:
         pass
     raise BrokerError(INSTALL_HINT)
+
+
+@functools.cache
+def redis_version(binary: str) -> tuple[int, ...]:
+    """``redis-server --version`` as numbers, e.g. (7, 0, 15); () if it cannot be read."""
+    try:
+        out = subprocess.run(  # noqa: S603 - the binary found on PATH
+            [binary, "--version"], capture_output=True, text=True, timeout=defaults.BROKER_START_TIMEOUT
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    found = re.search(r"v=(\d+)\.(\d+)(?:\.(\d+))?", out)
+    return tuple(int(part) for part in found.groups() if part is not None) if found else ()
+
+
+def server_config(password: str, version: tuple[int, ...]) -> str:
+    """The private server's config file: its password (never on the command line), and, where the
+    server knows the option (6.2+), no process-title rewrite: the rewrite overwrites the memory that
+    ``/proc/PID/environ`` shows, and with it the run markers a leak check or the next run's cleanup
+    looks for."""
+    lines = [f"requirepass {password}"]
+    if version >= (6, 2):
+        lines.append("set-proc-title no")
+    return "".join(f"{line}\n" for line in lines)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -90,7 +118,7 @@ def redact(url: str) -> str:
 
 
 def redact_text(text: str, secret: str) -> str:
-    """``text`` with every occurrence of ``secret`` masked (e.g. a command line with --requirepass)."""
+    """``text`` with every occurrence of ``secret`` masked (e.g. a log line that echoes a password)."""
     return text.replace(secret, "***") if secret else text
 
 
@@ -127,11 +155,15 @@ class Broker:
         binary = find_redis_server()
         if self.tmpdir is None:
             self.tmpdir = make_tempdir("redis")
+        # The password goes in a 0600 file, never on the command line: `ps` shows argv to every user.
+        config = write_private_file(
+            self.tmpdir / "redis.conf", server_config(self.password, redis_version(binary))
+        )
         argv = [
             binary,
+            str(config),  # redis-server reads a config file given as its first argument
             "--bind", self.host,
             "--port", str(self.port),
-            "--requirepass", self.password,
             "--dir", str(self.tmpdir),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",

@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from bench import html, pools, progress, report, scenarios
+from bench import html, pools, progress, report, scenarios, stale
 from bench.broker import BrokerError, check_url
-from bench.procs import raise_on_sigterm
+from bench.procs import raise_on_sigterm, run_id
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -227,6 +227,13 @@ def cmd_host_faults(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def clean_stale_runs() -> None:
+    """Remove what killed runs left (bench.stale), saying so in one line if there was anything."""
+    line = stale.summary(stale.clean())
+    if line:
+        _say(f"bench: {line}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.host_faults:
         return cmd_host_faults(args)
@@ -234,6 +241,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return cmd_fleet(args)
     options, path = _options(args)
     _drop_celery_env_urls()
+    run_id()  # every child carries this run's id and owner, so a next run can clean up after a kill
+    clean_stale_runs()
     _say(
         f"bench: pools {', '.join(options.pools)}; {'quick' if options.quick else 'full'} run; report {path}"
     )

@@ -71,6 +71,22 @@ RUN_MARKER_ENV = "CELERY_BENCH_RUN"
 
 The leak checks look for processes that carry it."""
 
+OWNER_MARKER_ENV = "CELERY_BENCH_OWNER"
+"""Environment variable set on every child process: ``<pid>:<start time>`` of the harness process that
+started it. The next run's stale cleanup (``bench/stale.py``) removes a child only if that process is
+gone; a child of a live run (another harness running beside it) is never touched."""
+
+OWNER_FILE = ".bench-owner"
+"""File written into every ``celery-bench-*`` temp dir: the run id and owner of the run that made it."""
+
+HELPER_EXIT_TIMEOUT = 5.0
+"""Seconds multiprocessing's resource tracker (started for the spawned producer processes) has to exit
+after the harness did: it exits on its own when its parent's end of the pipe closes, a moment later."""
+
+PARENT_DEATH_TIMEOUT = 15.0
+"""Seconds the children of a SIGKILLed harness have to be gone (``PR_SET_PDEATHSIG`` is delivered at
+once; the bound covers a loaded 2-core machine reaping a prefork tree)."""
+
 # -- fault scenarios (bench/faults) ------------------------------------------------------------------
 FAULT_DRAIN_TIMEOUT = 240.0
 """Seconds the no-fault load (10,000 tasks) may take to execute (a busy 2-core machine manages ~1,000/s)."""

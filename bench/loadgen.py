@@ -29,6 +29,7 @@ from typing import Any
 import redis
 from celery import Celery
 
+from bench import procs
 from bench.client import client_app
 
 NOOP = "tasks.load.noop"
@@ -305,8 +306,11 @@ def throughput_threads(
     return threads * per_thread, elapsed
 
 
-def _producer_process(broker_url: str, queue: str, count: int, ready: Any, go: Any, done: Any) -> None:
+def _producer_process(
+    parent_pid: int, broker_url: str, queue: str, count: int, ready: Any, go: Any, done: Any
+) -> None:
     """Body of one spawned producer process (module level so that ``spawn`` can pickle it)."""
+    procs.die_with_parent(parent_pid)  # a SIGKILLed harness takes its producers with it (Linux)
     try:
         with Client(broker_url, queue) as client:
             for _ in range(WARMUP_CALLS * 5):  # a fresh interpreter: warm up longer
@@ -339,7 +343,7 @@ def throughput_processes(
     procs = [
         ctx.Process(
             target=_producer_process,
-            args=(broker_url, queue, per_process, ready, go, done),
+            args=(os.getpid(), broker_url, queue, per_process, ready, go, done),
             name=f"bench-producer-{i}",
             daemon=True,
         )

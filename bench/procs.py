@@ -6,12 +6,22 @@ is a :class:`ManagedProcess`: started in a new process group (POSIX) or a new co
 
 Processes still alive when the interpreter exits (an uncaught error, Ctrl-C, SIGTERM) are stopped by an
 ``atexit`` hook, so no ``celery`` or ``redis-server`` outlives the harness.
+
+A harness killed with SIGKILL runs no hook at all. On Linux every child asks the kernel, between fork and
+exec, for SIGKILL when the harness goes (``PR_SET_PDEATHSIG``, :func:`die_with_parent`); prefork's pool
+children get the same from Celery itself. Every child also carries the run id and its owner (this
+process's pid and start time) in its environment, and every temp dir an owner file, so that the next run
+can remove what a killed run left (:mod:`bench.stale`), on any platform.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
+import functools
+import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -19,10 +29,12 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import psutil
 
@@ -85,10 +97,25 @@ _TEMPDIRS: set[Path] = set()
 
 
 def make_tempdir(kind: str) -> Path:
-    """A temporary directory removed by :func:`remove_tempdir`, or at exit at the latest."""
+    """A temporary directory removed by :func:`remove_tempdir`, or at exit at the latest.
+
+    It holds an owner file (the run id and this process), so that the next run removes it if this
+    process is killed before it could (:mod:`bench.stale`)."""
     path = Path(tempfile.mkdtemp(prefix=f"{defaults.TEMP_PREFIX}{kind}-"))
     with _LIVE_LOCK:
         _TEMPDIRS.add(path)
+    owner = {"run": run_id(), "owner": this_owner().marker()}
+    write_private_file(path / defaults.OWNER_FILE, json.dumps(owner))
+    return path
+
+
+def write_private_file(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable by this user only (0600), e.g. a server's password."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        if hasattr(os, "fchmod"):  # an existing file keeps its mode through O_CREAT: set it
+            os.fchmod(out.fileno(), 0o600)
+        out.write(text)
     return path
 
 
@@ -119,6 +146,142 @@ def raise_on_sigterm() -> None:
 
 
 atexit.register(_reap_all_at_exit)
+
+
+# -- who owns a child ------------------------------------------------------------------------------
+OWNER_START_TOLERANCE = 1.0
+"""Seconds two readings of one process's start time may differ by (the kernel counts in clock ticks);
+a pid reused by another process starts later than that."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The harness process that started a child: its pid and start time (a reused pid has another)."""
+
+    pid: int
+    started: float
+
+    def marker(self) -> str:
+        return f"{self.pid}:{self.started:.2f}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Owner | None:
+        """The owner in a marker, or None for a missing or malformed one (never touched then)."""
+        pid, _, started = (text or "").partition(":")
+        try:
+            return cls(int(pid), float(started))
+        except ValueError:
+            return None
+
+
+def this_owner() -> Owner:
+    return Owner(os.getpid(), psutil.Process().create_time())
+
+
+def owner_alive(owner: Owner, *, lookup: Callable[[int], psutil.Process] = psutil.Process) -> bool:
+    """True while ``owner`` runs: its pid exists, is not a zombie, and started when the marker says."""
+    try:
+        proc = lookup(owner.pid)
+        same = abs(proc.create_time() - owner.started) < OWNER_START_TOLERANCE
+        return same and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # someone else's process by that pid: we cannot tell, so do not touch
+        return True
+
+
+def run_id() -> str:
+    """This harness run's id: inherited from the environment (a test names the run it starts) or new.
+
+    The id and this process's owner marker go into ``os.environ``, so every child carries both, whether
+    started by :class:`ManagedProcess` or by ``multiprocessing``."""
+    value = os.environ.get(defaults.RUN_MARKER_ENV) or uuid.uuid4().hex[:12]
+    os.environ[defaults.RUN_MARKER_ENV] = value
+    os.environ[defaults.OWNER_MARKER_ENV] = this_owner().marker()
+    return value
+
+
+# -- children die with the harness ------------------------------------------------------------------
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option: the signal the kernel sends this process when its parent thread exits (Linux)."""
+
+PARENT_DEATH_SIGNAL = signal.SIGKILL
+"""SIGKILL, not SIGTERM: SIGTERM would start a warm shutdown that waits for running tasks and reconnects
+to a broker dying at the same moment, with no owner left to escalate. A SIGKILLed prefork worker still
+takes its pool with it: Celery sets SIGKILL as the pool children's own parent-death signal."""
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl  # type: ignore[no-any-return]
+
+
+_PRCTL = _load_prctl()  # resolved before any fork: the child only calls it
+
+
+def die_with_parent(
+    parent_pid: int,
+    *,
+    sig: int = PARENT_DEATH_SIGNAL,
+    prctl: Callable[..., int] | None = None,
+    getppid: Callable[[], int] = os.getppid,
+    kill: Callable[[int, int], None] = os.kill,
+) -> None:
+    """In a child (before exec, or first thing in a spawned interpreter): have the kernel send ``sig``
+    when the thread that started it exits; if ``parent_pid`` died before that took effect, go now."""
+    prctl = prctl or _PRCTL
+    if prctl is None:
+        return
+    if prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if getppid() != parent_pid:  # orphaned between fork and prctl: the signal will never come
+        kill(os.getpid(), sig)
+
+
+def parent_death_hook(platform: str | None = None) -> Callable[[], None] | None:
+    """The ``preexec_fn`` that makes a child die with this process, or None where Linux's
+    ``PR_SET_PDEATHSIG`` does not exist (see README, "Nothing is left behind")."""
+    if _PRCTL is None or not (platform or sys.platform).startswith("linux"):
+        return None
+    return functools.partial(die_with_parent, os.getpid())
+
+
+_T = TypeVar("_T")
+_SPAWN_REQUESTS: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+_SPAWNER: list[threading.Thread] = []
+
+
+def _serve_spawns() -> None:
+    while True:
+        fn, future = _SPAWN_REQUESTS.get()
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to the thread that asked
+            future.set_exception(exc)
+
+
+def in_long_lived_thread(fn: Callable[[], _T]) -> _T:
+    """Run ``fn`` (which forks) in a thread that lives as long as the process.
+
+    The kernel's parent death signal follows the *thread* that forked, not the process: a child started
+    from a short-lived thread (a producer, a fixture helper) would be killed when that thread ends. The
+    main thread forks itself; any other thread hands the fork to one daemon thread that never returns."""
+    if threading.current_thread() is threading.main_thread():
+        return fn()
+    with _LIVE_LOCK:
+        if not _SPAWNER:
+            _SPAWNER.append(threading.Thread(target=_serve_spawns, name="bench-spawner", daemon=True))
+            _SPAWNER[0].start()
+    future: Future[_T] = Future()
+    _SPAWN_REQUESTS.put((fn, future))
+    return future.result()
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -157,17 +320,26 @@ class ManagedProcess:
         if self.popen is not None:
             raise RuntimeError(f"{self.name} is already started (pid {self.popen.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(self.env)
+        env.setdefault(defaults.RUN_MARKER_ENV, run_id())
+        env[defaults.OWNER_MARKER_ENV] = this_owner().marker()
+        env.setdefault("SPT_NOENV", "1")  # a title set with `setproctitle` must not overwrite the markers
         log: IO[bytes] = open(self.log_path, "ab")
-        try:
-            self.popen = subprocess.Popen(  # noqa: S603 - argv built by the harness
+
+        def popen() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(  # noqa: S603 - argv built by the harness
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self.env,
+                env=env,
                 cwd=self.cwd,
+                preexec_fn=parent_death_hook(self.platform),  # prctl only: see die_with_parent
                 **popen_kwargs(self.platform),  # type: ignore[call-overload]
             )
+
+        try:
+            self.popen = in_long_lived_thread(popen)
         except FileNotFoundError as exc:
             raise FileNotFoundError(
                 f"cannot start {self.name}: {self.argv[0]!r} not found; install it or put it on PATH"

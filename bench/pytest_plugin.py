@@ -14,14 +14,16 @@ worker (the tests check it through the executing node's name).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from bench import defaults, pools
+from bench import defaults, pools, procs, stale
 from bench.broker import Broker, BrokerError, from_option
 from bench.procs import raise_on_sigterm
 from bench.worker import Beat, Worker
@@ -53,6 +55,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config._bench_pools = pools.select(config.getoption("pool"))  # type: ignore[attr-defined]
     except ValueError as exc:
         raise pytest.UsageError(f"--pool: {exc}") from None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Mark this session's children with its run id and owner, and remove what killed runs left."""
+    procs.run_id()
+    if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: its controller cleaned up
+        return
+    line = stale.summary(stale.clean())
+    if line:
+        capture = session.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            sys.stderr.write(f"bench: {line}\n")
+            sys.stderr.flush()
 
 
 def selected_pools(config: pytest.Config) -> list[str]:
@@ -88,9 +103,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def bench_run_id() -> str:
     """This session's run id (children carry it in ``CELERY_BENCH_RUN`` for leak checks)."""
-    run_id = os.environ.get(defaults.RUN_MARKER_ENV) or uuid.uuid4().hex
-    os.environ[defaults.RUN_MARKER_ENV] = run_id
-    return run_id
+    return procs.run_id()
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 from kombu.transport.redis import Channel as RedisChannel
 
-from bench import defaults, pools
+from bench import defaults, pools, procs
 from bench.client import client_app
 from bench.procs import ManagedProcess, is_windows, make_tempdir, remove_tempdir, wait_for
 
@@ -60,7 +60,7 @@ def child_env(
     env = dict(os.environ)
     env["CELERY_BROKER_URL"] = broker_url
     env["CELERY_RESULT_BACKEND"] = backend_url or broker_url
-    env[defaults.RUN_MARKER_ENV] = run_id or env.get(defaults.RUN_MARKER_ENV) or uuid.uuid4().hex
+    env[defaults.RUN_MARKER_ENV] = run_id or procs.run_id()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     if extra:

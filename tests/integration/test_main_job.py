@@ -8,27 +8,24 @@ middle of a pool's benchmark exits 130 with every process reaped; bad input exit
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
-import uuid
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from bench import defaults, report
+from bench import report
 from bench.procs import harness_processes, reap_run, wait_for
 from bench.pytest_plugin import selected_pools
+from tests.integration.jobs import ROOT, job_env, leftovers
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX signals; needs a private redis-server"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 QUICK_TIMEOUT = 300.0
 """Seconds the --quick run may take here (it takes well under a minute per pool on 2 cores)."""
 
@@ -36,31 +33,16 @@ EXIT_TIMEOUT = 60.0
 """Seconds the job has to exit after Ctrl-C."""
 
 
-def _job_env(tmp_path: Path) -> tuple[dict[str, str], str]:
-    run_id = f"main-job-{uuid.uuid4().hex[:10]}"
-    env = dict(os.environ)
-    env[defaults.RUN_MARKER_ENV] = run_id
-    env["TMPDIR"] = str(tmp_path)  # the job's temporary directories land here, where we can count them
-    env.pop("BENCH_BROKER_URL", None)
-    return env, run_id
-
-
-def _leftovers(tmp_path: Path, run_id: str) -> tuple[list[int], list[str]]:
-    procs = [p.pid for p in harness_processes(run_id)]
-    dirs = sorted(p.name for p in tmp_path.glob(f"{defaults.TEMP_PREFIX}*"))
-    return procs, dirs
-
-
 def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     pools = selected_pools(request.config)
     out = tmp_path / "out" / "bench.json"
-    env, run_id = _job_env(tmp_path)
+    env, run_id = job_env(tmp_path)
     argv = [sys.executable, "-m", "bench", "run", "--quick", "--no-reliability", "--json", str(out)]
     for pool in pools:
         argv += ["--pool", pool]
     try:
         done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=QUICK_TIMEOUT)
-        procs, dirs = _leftovers(tmp_path, run_id)  # looked at before the last-resort reaping below
+        procs, dirs = leftovers(tmp_path, run_id)  # looked at before the last-resort reaping below
     finally:
         reap_run(run_id)  # a timed-out job is SIGKILLed by subprocess.run: its children would survive
     assert done.returncode == 0, done.stderr[-3000:]
@@ -107,7 +89,7 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
 
 
 def test_ctrl_c_mid_run_reaps_everything_and_exits_130(tmp_path):
-    env, run_id = _job_env(tmp_path)
+    env, run_id = job_env(tmp_path)
     argv = [sys.executable, "-m", "bench", "run", "--quick", "--no-reliability", "--pool", "solo",
             "--no-plots", "--json", str(tmp_path / "r.json")]  # fmt: skip
     proc = subprocess.Popen(
@@ -126,7 +108,7 @@ def test_ctrl_c_mid_run_reaps_everything_and_exits_130(tmp_path):
         assert harness_processes(run_id), "the worker and the broker should be running now"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=EXIT_TIMEOUT) == 130, "".join(lines)
-        procs, dirs = _leftovers(tmp_path, run_id)  # looked at before the last-resort reaping below
+        procs, dirs = leftovers(tmp_path, run_id)  # looked at before the last-resort reaping below
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -140,7 +122,7 @@ def test_ctrl_c_mid_run_reaps_everything_and_exits_130(tmp_path):
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path):
-    env, run_id = _job_env(tmp_path)
+    env, run_id = job_env(tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "bench", "run", "--pool", "eventlet"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
@@ -148,4 +130,4 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
     assert "unknown pool 'eventlet'" in done.stderr
-    assert _leftovers(tmp_path, run_id) == ([], [])
+    assert leftovers(tmp_path, run_id) == ([], [])

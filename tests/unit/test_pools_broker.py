@@ -88,3 +88,11 @@ def test_reprs_never_show_the_password():
     for obj in (b, Worker(b.url, backend_url=b.url, platform="linux")):
         assert b.password not in repr(obj)
     assert b.password not in b.redacted and ":***@" in b.redacted
+
+
+def test_the_password_goes_in_the_config_file_and_the_title_stays_where_the_server_allows():
+    assert broker.server_config("s3cret", (7, 0, 15)) == "requirepass s3cret\nset-proc-title no\n"
+    assert broker.server_config("s3cret", (6, 2)) == "requirepass s3cret\nset-proc-title no\n"
+    # an older server refuses an option it does not know: leave it out
+    assert broker.server_config("s3cret", (6, 0, 16)) == "requirepass s3cret\n"
+    assert broker.server_config("s3cret", ()) == "requirepass s3cret\n"
