@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from bench import html, pools, progress, report, scenarios
+from bench import config, html, pools, progress, report, scenarios
 from bench.broker import BrokerError, check_url
 from bench.procs import raise_on_sigterm
 
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--broker-url", metavar="URL", default=os.environ.get("BENCH_BROKER_URL") or None,
         help="use this Redis (never flushed or stopped) instead of a private one; env BENCH_BROKER_URL",
     )  # fmt: skip
+    add_config_arguments(run)
     run.add_argument("--quick", action="store_true", help="a smaller run that still reports every figure")
     run.add_argument(
         "--json", metavar="PATH", type=Path,
@@ -101,6 +102,28 @@ def build_parser() -> argparse.ArgumentParser:
     sizes.add_argument("--duration", type=_positive(float), metavar="S", help="open-loop duration (seconds)")
     sub.add_parser("schema", help="print the JSON Schema of the report")
     return parser
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--app`` and ``--set``: the configuration under test (``bench.config``)."""
+    parser.add_argument(
+        "--app", metavar="MODULE[:ATTR]", default=None,
+        help=f"the Celery app under test (default: the seed's {config.DEFAULT_APP}); it keeps its own "
+        "settings except the broker and backend URLs, which point at the harness's broker",
+    )  # fmt: skip
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
+        help="a Celery setting for workers and producers alike (repeatable; VALUE as JSON or a Python "
+        "literal), e.g. --set worker_prefetch_multiplier=1",
+    )  # fmt: skip
+
+
+def build_config(args: argparse.Namespace) -> config.Config:
+    """The configuration under test from ``--app`` / ``--set``; bad input raises :class:`UsageError`."""
+    try:
+        return config.build(args.app, args.sets)
+    except config.ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _plan(args: argparse.Namespace) -> scenarios.Plan:
@@ -141,6 +164,7 @@ def _options(args: argparse.Namespace) -> tuple[scenarios.Options, Path]:
         chosen = pools.select(args.pool)
     except ValueError as exc:
         raise UsageError(f"--pool: {exc}")
+    configured = build_config(args)
     path = args.json or default_json_path()
     check_writable(path)
     if args.broker_url:
@@ -154,6 +178,7 @@ def _options(args: argparse.Namespace) -> tuple[scenarios.Options, Path]:
         quick=args.quick,
         reliability=not args.no_reliability,
         plan=_plan(args),
+        config=configured,
     )
     return options, path
 
@@ -211,9 +236,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return cmd_fleet(args)
     options, path = _options(args)
     _drop_celery_env_urls()
-    _say(
-        f"bench: pools {', '.join(options.pools)}; {'quick' if options.quick else 'full'} run; report {path}"
-    )
+    size = "quick" if options.quick else "full"
+    configured = report.config_line(options.config.to_json())
+    _say(f"bench: pools {', '.join(options.pools)}; {size} run; report {path}; {configured}")
     with progress_renderer(sys.stderr) as listener:
         run = scenarios.run(options, progress=listener)
     print(report.text(run), flush=True)
