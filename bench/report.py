@@ -214,7 +214,7 @@ def _row(result: Result) -> dict[str, Any]:
     row.update(s)
     row["floor_ratio"] = result.floor_ratio
     row["notes"] = list(result.notes)
-    row["config"] = result.config.to_json()
+    row["config"] = result.config.on(result.pool, result.concurrency).to_json()  # the row's own cell
     return row
 
 
