@@ -216,6 +216,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
     if not args.broker_url:
         raise UsageError("--fleet measures workers already running on a broker: give --broker-url URL")
+    if args.app or args.sets:
+        raise UsageError(
+            "--app/--set do not apply to --fleet: its workers run their own app and settings; drop them"
+        )
     try:
         check_url(args.broker_url)
     except BrokerError as exc:

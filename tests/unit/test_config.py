@@ -161,6 +161,15 @@ def test_bad_configuration_exits_2_with_one_line(no_run, capsys, tmp_path, argv,
     assert not (tmp_path / "r.json").exists()
 
 
+def test_fleet_refuses_a_configuration_it_cannot_apply(capsys):
+    code = cli.main(
+        ["run", "--fleet", "--broker-url", "redis://127.0.0.1:1/0", "--set", "task_acks_late=true"]
+    )
+    assert code == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--app/--set do not apply to --fleet" in err[0], err
+
+
 def test_the_command_line_builds_the_options_config(tmp_path):
     args = cli.build_parser().parse_args(
         [
