@@ -106,7 +106,7 @@ class Config:
     @property
     def is_default(self) -> bool:
         """The seed app with no ``--set``: what the harness measured before configurations existed."""
-        return self.app == DEFAULT_APP and not self.settings
+        return self.app in (DEFAULT_APP, f"{DEFAULT_APP}:app") and not self.settings
 
 
 def build(app: str | None = None, sets: Iterable[str] = ()) -> Config:

@@ -114,7 +114,7 @@ def test_config_is_frozen_and_placed_on_a_cell():
     assert (base.pool, base.concurrency) == (None, None) and (cell.pool, cell.concurrency) == ("prefork", 2)
     with pytest.raises(AttributeError):
         base.app = "other"  # type: ignore[misc]
-    assert base.is_default is False and Config().is_default is True
+    assert base.is_default is False and Config().is_default is True and Config(app="tasks:app").is_default
     doc = cell.to_json()
     assert doc["app"] == "tasks" and doc["settings"] == {"task_acks_late": True}
     assert json.loads(json.dumps(doc)) == doc
