@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from bench import html, pools, progress, report, scenarios, stale
+from bench import config, html, pools, progress, report, scenarios, stale
 from bench.broker import BrokerError, check_url
 from bench.procs import raise_on_sigterm, run_id
 
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--broker-url", metavar="URL", default=os.environ.get("BENCH_BROKER_URL") or None,
         help="use this Redis (never flushed or stopped) instead of a private one; env BENCH_BROKER_URL",
     )  # fmt: skip
+    add_config_arguments(run)
     run.add_argument("--quick", action="store_true", help="a smaller run that still reports every figure")
     run.add_argument(
         "--json", metavar="PATH", type=Path,
@@ -107,6 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
     sizes.add_argument("--duration", type=_positive(float), metavar="S", help="open-loop duration (seconds)")
     sub.add_parser("schema", help="print the JSON Schema of the report")
     return parser
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--app`` and ``--set``: the configuration under test (``bench.config``)."""
+    parser.add_argument(
+        "--app", metavar="MODULE[:ATTR]", default=None,
+        help=f"the Celery app under test (default: the seed's {config.DEFAULT_APP}); it keeps its own "
+        "settings except the broker and backend URLs, which point at the harness's broker",
+    )  # fmt: skip
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
+        help="a Celery setting for workers and producers alike (repeatable; VALUE as JSON or a Python "
+        "literal), e.g. --set worker_prefetch_multiplier=1",
+    )  # fmt: skip
+
+
+def build_config(args: argparse.Namespace) -> config.Config:
+    """The configuration under test from ``--app`` / ``--set``; bad input raises :class:`UsageError`."""
+    try:
+        return config.build(args.app, args.sets)
+    except config.ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _plan(args: argparse.Namespace) -> scenarios.Plan:
@@ -147,6 +170,7 @@ def _options(args: argparse.Namespace) -> tuple[scenarios.Options, Path]:
         chosen = pools.select(args.pool)
     except ValueError as exc:
         raise UsageError(f"--pool: {exc}")
+    configured = build_config(args)
     path = args.json or default_json_path()
     check_writable(path)
     if args.broker_url:
@@ -160,6 +184,7 @@ def _options(args: argparse.Namespace) -> tuple[scenarios.Options, Path]:
         quick=args.quick,
         reliability=not args.no_reliability,
         plan=_plan(args),
+        config=configured,
     )
     return options, path
 
@@ -197,6 +222,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
     if not args.broker_url:
         raise UsageError("--fleet measures workers already running on a broker: give --broker-url URL")
+    if args.app or args.sets:
+        raise UsageError(
+            "--app/--set do not apply to --fleet: its workers run their own app and settings; drop them"
+        )
     try:
         check_url(args.broker_url)
     except BrokerError as exc:
@@ -243,9 +272,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _drop_celery_env_urls()
     run_id()  # every child carries this run's id and owner, so a next run can clean up after a kill
     clean_stale_runs()
-    _say(
-        f"bench: pools {', '.join(options.pools)}; {'quick' if options.quick else 'full'} run; report {path}"
-    )
+    size = "quick" if options.quick else "full"
+    configured = report.config_line(options.config.to_json())
+    _say(f"bench: pools {', '.join(options.pools)}; {size} run; report {path}; {configured}")
     with progress_renderer(sys.stderr) as listener:
         run = scenarios.run(options, progress=listener)
     print(report.text(run), flush=True)

@@ -25,11 +25,12 @@ def client_app(
 ) -> Celery:
     """A Celery app for ``broker_url`` (and, with ``backend``, the Redis result backend on it).
 
-    ``settings`` are further configuration (queue, timeouts, transport options). The broker's read and
+    ``settings`` are further configuration (queue, timeouts, transport options, the configuration
+    under test's producer settings; they win over the JSON defaults). The broker's read and
     write URLs and the backend class are set explicitly: they come before the environment variables.
     """
     app = Celery(name, broker=broker_url, backend=broker_url if backend else None, set_as_current=False)
-    app.conf.update(**JSON_ONLY, broker_connection_retry_on_startup=True, **settings)
+    app.conf.update({**JSON_ONLY, "broker_connection_retry_on_startup": True, **settings})
     app.conf.broker_read_url = app.conf.broker_write_url = broker_url
     if backend:
         app.backend_cls = broker_url

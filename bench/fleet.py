@@ -1,7 +1,7 @@
 """A fleet: Celery workers the harness did not start, measured where they run.
 
 Found by a control ping on the broker (node names), described by ``inspect stats`` (pool, concurrency)
-and ``inspect registered`` (they must run the harness's probe tasks, ``tasks.load.noop``/``stamp``).
+and ``inspect registered`` (they must run the harness's probe tasks, ``bench.probes.noop``/``stamp``).
 The harness never stops, restarts or purges them, and never touches their queues: it sends its probe
 tasks to a queue of its own (``bench.fleet.<run id>``), has the chosen nodes consume it with the
 ``add_consumer`` control command, and ``cancel_consumer`` afterwards (in a ``finally``); then it
@@ -45,7 +45,7 @@ E2E_GRACE = 60.0
 """Seconds after the last open-loop arrival that the results still have to arrive."""
 
 PROBE_TASKS = (loadgen.NOOP, loadgen.STAMP)
-"""Tasks every fleet node must have registered (the seed app's ``tasks.load``)."""
+"""Tasks every fleet node must have registered (``bench.probes``, via ``--include bench.probes``)."""
 
 
 class FleetError(Exception):
@@ -105,7 +105,7 @@ def discover(control: celery.Celery, *, timeout: float = DISCOVERY_TIMEOUT) -> t
     if lacking:
         raise FleetError(
             f"{', '.join(lacking)} do not run the probe tasks {', '.join(PROBE_TASKS)}: start them with "
-            "the seed app (-A tasks) or add tasks.load to their app's includes"
+            "--include bench.probes (any app: celery -A yourapp worker --include bench.probes)"
         )
     return tuple(
         FleetWorker(

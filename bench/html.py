@@ -317,6 +317,7 @@ def context_items(run: Run) -> list[tuple[str, str]]:
         ("git commit", str(c.get("git_commit") or "unknown")),
         ("pools", ", ".join(f"{p} x{'/'.join(map(str, cs))}" for p, cs in pools.items()) or "-"),
         ("message", f"{c.get('message_bytes')} bytes, {c.get('serializer', 'json')}"),
+        ("configuration", report.config_line(c.get("config")).removeprefix("configuration: ")),
     ]
     plan = c.get("plan")
     if isinstance(plan, Mapping):

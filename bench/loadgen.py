@@ -1,9 +1,9 @@
 """Producers: the enqueue-latency sampler, throughput drivers, the open-loop generator, result collection.
 
-Everything here talks to the broker through a *client* Celery app built from a URL (the same JSON
-serializer settings as ``tasks/celery_config.py``) and names the tasks it sends (``tasks.load.noop``,
-``tasks.load.stamp``); it never imports the app under test. Clocks and sleeps are parameters, so the
-pacing logic is unit-tested with a fake clock.
+Everything here talks to the broker through a *client* Celery app built from a URL (JSON by default,
+with the configuration under test's producer settings) and names the tasks it sends (the probes
+``bench.probes.noop``, ``bench.probes.stamp``); it never imports the app under test. Clocks and sleeps
+are parameters, so the pacing logic is unit-tested with a fake clock.
 
 Timing conventions:
 
@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -32,11 +32,12 @@ from celery import Celery
 from bench import procs
 from bench.client import client_app
 
-NOOP = "tasks.load.noop"
-"""The no-op task (``tasks/load.py``)."""
+NOOP = "bench.probes.noop"
+"""The no-op probe task (``bench/probes.py``, included in every worker the harness starts). Named, not
+imported: importing the probes would register them with every app of the harness's process."""
 
-STAMP = "tasks.load.stamp"
-"""The task that returns the ``time.time()`` at which it started on the worker."""
+STAMP = "bench.probes.stamp"
+"""The probe task that returns the ``time.time()`` at which it started on the worker."""
 
 RESULT_PREFIX = "celery-task-meta-"
 """Key (and pub/sub channel) prefix of the Redis result backend; it publishes each state it stores."""
@@ -76,17 +77,22 @@ class Client:
     queue: str
     backend: bool = True
     app: Celery | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """The configuration under test's producer settings (``bench.config.Config.producer_settings``)."""
 
     def __post_init__(self) -> None:
         app = client_app(
             self.broker_url,
             backend=self.backend,
-            task_default_queue=self.queue,
-            broker_connection_timeout=CLIENT_CONNECT_TIMEOUT,
+            **{
+                **self.settings,
+                "task_default_queue": self.queue,
+                "broker_connection_timeout": CLIENT_CONNECT_TIMEOUT,
+            },
         )
 
         # Client-side declarations of the benchmark tasks: only their names matter, the bodies run
-        # on the worker (tasks/load.py). They make ``noop.delay()`` the exact call a user writes.
+        # on the worker (bench/probes.py). They make ``noop.delay()`` the exact call a user writes.
         @app.task(name=NOOP, shared=False)
         def noop(*args: Any, **kwargs: Any) -> None:  # pragma: no cover - never runs here
             return None
@@ -307,12 +313,19 @@ def throughput_threads(
 
 
 def _producer_process(
-    parent_pid: int, broker_url: str, queue: str, count: int, ready: Any, go: Any, done: Any
+    parent_pid: int,
+    broker_url: str,
+    queue: str,
+    count: int,
+    ready: Any,
+    go: Any,
+    done: Any,
+    settings: Mapping[str, Any],
 ) -> None:
     """Body of one spawned producer process (module level so that ``spawn`` can pickle it)."""
     procs.die_with_parent(parent_pid)  # a SIGKILLed harness takes its producers with it (Linux)
     try:
-        with Client(broker_url, queue) as client:
+        with Client(broker_url, queue, settings=settings) as client:
             for _ in range(WARMUP_CALLS * 5):  # a fresh interpreter: warm up longer
                 client.apply_async_ignore()
             ready.put(os.getpid())
@@ -331,6 +344,7 @@ def throughput_processes(
     *,
     processes: int,
     per_process: int,
+    settings: Mapping[str, Any] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[int, float]:
     """``processes`` spawned processes each send ``per_process`` tasks; (calls, seconds) from "go".
@@ -343,7 +357,7 @@ def throughput_processes(
     procs = [
         ctx.Process(
             target=_producer_process,
-            args=(os.getpid(), broker_url, queue, per_process, ready, go, done),
+            args=(os.getpid(), broker_url, queue, per_process, ready, go, done, dict(settings or {})),
             name=f"bench-producer-{i}",
             daemon=True,
         )

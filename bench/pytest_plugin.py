@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from bench import config as bench_config_module
 from bench import defaults, pools, procs, stale
 from bench.broker import Broker, BrokerError, from_option
 from bench.procs import raise_on_sigterm
@@ -46,15 +47,57 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="use this Redis instead of starting a private one (never flushed or stopped); "
         "env BENCH_BROKER_URL",
     )
+    group.addoption(
+        "--app",
+        dest="bench_app",
+        default=None,
+        metavar="MODULE[:ATTR]",
+        help=f"the Celery app the workers run (default: the seed's {bench_config_module.DEFAULT_APP}); "
+        "tests written for the seed app are skipped under another",
+    )
+    group.addoption(
+        "--set",
+        dest="bench_sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a Celery setting for the workers (repeatable; VALUE as JSON or a Python literal)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "pools(*names): run this test only on these pools")
+    config.addinivalue_line("markers", "any_app: runs under any --app (not only the seed's tasks)")
     raise_on_sigterm()
     try:
         config._bench_pools = pools.select(config.getoption("pool"))  # type: ignore[attr-defined]
     except ValueError as exc:
         raise pytest.UsageError(f"--pool: {exc}") from None
+    try:
+        config._bench_config = bench_config_module.build(  # type: ignore[attr-defined]
+            config.getoption("bench_app"), config.getoption("bench_sets")
+        )
+    except bench_config_module.ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+SEED_WORKER_FIXTURES = ("pool_worker", "make_worker", "make_beat")
+"""Fixtures that start workers of the app under test: a test using one is written for the seed app
+(it sends the seed's tasks) unless it is marked ``any_app``."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--app`` other than the seed's, skip the tests written for the seed app."""
+    configured: bench_config_module.Config = config._bench_config  # type: ignore[attr-defined]
+    if configured.app == bench_config_module.DEFAULT_APP:
+        return
+    skip = pytest.mark.skip(
+        reason=f"written for the seed app ({bench_config_module.DEFAULT_APP}); --app is {configured.app}"
+    )
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses.intersection(SEED_WORKER_FIXTURES) and item.get_closest_marker("any_app") is None:
+            item.add_marker(skip)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -126,20 +169,35 @@ def bench_broker(bench_broker_url_option: str | None, bench_run_id: str) -> Iter
 
 
 @pytest.fixture(scope="session")
-def pool_worker(pool: str, bench_broker: Broker) -> Iterator[Worker]:
-    """One real worker for ``pool``, started once and reused by every test of that pool."""
-    worker = Worker(bench_broker.url, pool=pool, name=f"session-{pool}-{uuid.uuid4().hex[:6]}")
+def bench_config(request: pytest.FixtureRequest) -> bench_config_module.Config:
+    """The configuration under test (``--app``, ``--set``), without a pool."""
+    return request.config._bench_config  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.fixture(scope="session")
+def pool_worker(
+    pool: str, bench_broker: Broker, bench_config: bench_config_module.Config
+) -> Iterator[Worker]:
+    """One real worker for ``pool`` (the configured app and settings), reused by every test of that pool."""
+    settings = bench_config.on(pool, None).worker_kwargs()
+    worker = Worker(bench_broker.url, **settings, name=f"session-{pool}-{uuid.uuid4().hex[:6]}")
     with worker:
         yield worker
 
 
 @pytest.fixture
-def make_worker(bench_broker: Broker) -> Iterator[Callable[..., Worker]]:
-    """Start extra workers for one test (``make_worker(pool=..., queues=[...])``); all are stopped."""
+def make_worker(
+    bench_broker: Broker, bench_config: bench_config_module.Config
+) -> Iterator[Callable[..., Worker]]:
+    """Start extra workers for one test (``make_worker(pool=..., queues=[...])``); all are stopped.
+
+    They run the configured app with its ``--set`` settings unless the test says otherwise."""
     started: list[Worker] = []
 
     def factory(**kwargs: Any) -> Worker:
         kwargs.setdefault("broker_url", bench_broker.url)
+        for key, value in bench_config.worker_kwargs().items():
+            kwargs.setdefault(key, value)
         worker = Worker(**kwargs)
         started.append(worker)
         return worker.start()

@@ -6,6 +6,12 @@ plots included). The JSON format is versioned by ``SCHEMA_VERSION`` and describe
 
 * 1 -- first version: context, results (latency and throughput rows), fidelity, warnings, reliability.
   Compatible addition: ``context.broker_server`` (the broker server's version; optional, may be null).
+* 2 -- the configuration under test is a value (``bench.config.Config``): every results row and every
+  reliability row carries ``config`` (app, pool, concurrency, ``--set`` settings, producer settings),
+  and ``context.config`` is the run's configuration without a pool. Required, hence the bump. Migrating
+  a version-1 report: every row measured the seed app with no settings, i.e.
+  ``config = {"app": "tasks", "pool": row.pool, "concurrency": row.concurrency, "settings": {},
+  "producer_settings": <the seed's JSON serializer settings>}`` (``migrate_v1`` does it).
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
+from bench.client import JSON_ONLY
+from bench.config import Config
 from bench.scenarios import Result, Run
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the JSON report format; bumped on any incompatible change (see the module docstring)."""
 
 PROSE_FIELDS = ("expected", "note")
@@ -45,10 +53,22 @@ RELIABILITY_FIELDS = (
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _INT = {"type": "integer", "minimum": 0}
+_CONFIG = {
+    "type": "object",
+    "description": "the configuration this row measured (bench.config.Config)",
+    "required": ["app", "pool", "concurrency", "settings", "producer_settings"],
+    "properties": {
+        "app": {"type": "string", "description": "MODULE[:ATTR] of the Celery app"},
+        "pool": {"type": ["string", "null"]},
+        "concurrency": {"type": ["integer", "null"]},
+        "settings": {"type": "object", "description": "--set NAME=VALUE, on workers and producers alike"},
+        "producer_settings": {"type": "object", "description": "the app's producer settings, then --set"},
+    },
+}
 
 JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://celery-bench.invalid/report-v1.json",
+    "$id": "https://celery-bench.invalid/report-v2.json",
     "title": "celery-bench report",
     "type": "object",
     "required": [
@@ -62,7 +82,7 @@ JSON_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": [
                 "timestamp", "celery", "kombu", "redis_py", "python", "platform", "machine", "cpu_count",
-                "git_commit", "broker", "pools", "quick", "message_bytes",
+                "git_commit", "broker", "pools", "quick", "message_bytes", "config",
             ],
             "properties": {
                 "timestamp": {"type": "string"},
@@ -82,6 +102,7 @@ JSON_SCHEMA: dict[str, Any] = {
                 "pools": {"type": "object", "additionalProperties": {"type": "array", "items": _INT}},
                 "quick": {"type": "boolean"},
                 "message_bytes": _INT,
+                "config": _CONFIG,
             },
         },
         "results": {
@@ -92,6 +113,7 @@ JSON_SCHEMA: dict[str, Any] = {
                 "required": [
                     "scenario", "title", "kind", "pool", "concurrency", "unit", "samples", "rounds",
                     "median", "min", "max", "cv_rounds", "round_values", "floor_ratio", "warning", "notes",
+                    "config",
                 ],
                 "properties": {
                     "scenario": {"type": "string"},
@@ -111,6 +133,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "floor_ratio": _NUM_OR_NULL,
                     "warning": {"type": ["string", "null"]},
                     "notes": {"type": "array", "items": {"type": "string"}},
+                    "config": _CONFIG,
                 },
                 "if": {"properties": {"kind": {"const": "latency"}}},
                 "then": {
@@ -149,7 +172,7 @@ JSON_SCHEMA: dict[str, Any] = {
             "type": ["array", "null"],
             "items": {
                 "type": "object",
-                "required": list(RELIABILITY_FIELDS),
+                "required": [*RELIABILITY_FIELDS, "config"],
                 "properties": {
                     "pool": {"type": "string"},
                     "scenario": {"type": "string"},
@@ -162,6 +185,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "expected": {"type": "string"},
                     "verdict": {"enum": ["ok", "deviation", "n/a"]},
                     "note": {"type": "string"},
+                    "config": _CONFIG,
                 },
             },
         },
@@ -190,6 +214,7 @@ def _row(result: Result) -> dict[str, Any]:
     row.update(s)
     row["floor_ratio"] = result.floor_ratio
     row["notes"] = list(result.notes)
+    row["config"] = result.config.on(result.pool, result.concurrency).to_json()  # the row's own cell
     return row
 
 
@@ -210,8 +235,37 @@ def to_json(run: Run) -> dict[str, Any]:
         "fidelity": dataclasses.asdict(run.fidelity),
         "warnings": list(run.warnings),
         "errors": list(run.errors),
-        "reliability": None if run.reliability is None else [record_dict(r) for r in run.reliability],
+        "reliability": _reliability_rows(run),
     }
+
+
+def _reliability_rows(run: Run) -> list[dict[str, Any]] | None:
+    return None if run.reliability is None else [_reliability_row(run, r) for r in run.reliability]
+
+
+def _reliability_row(run: Run, record: Any) -> dict[str, Any]:
+    """A reliability record with its configuration: the run's, on the record's pool (the section runs
+    only for the seed app without ``--set``; each scenario's own delivery settings are in its name)."""
+    row = record_dict(record)
+    base = run.context.get("config") or Config().to_json()
+    row["config"] = {**base, "pool": row.get("pool"), "concurrency": None}
+    return row
+
+
+def migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 report as version 2: every row measured the seed app with no settings."""
+    if doc.get("schema") != 1:
+        raise ValueError(f"not a version-1 report (schema {doc.get('schema')!r})")
+    seed = Config(app_settings=tuple(sorted(JSON_ONLY.items())))
+
+    def config(pool: str | None, concurrency: int | None) -> dict[str, Any]:
+        return seed.on(pool, concurrency).to_json()
+
+    out = dict(doc, schema=SCHEMA_VERSION, context=dict(doc["context"], config=config(None, None)))
+    out["results"] = [dict(r, config=config(r["pool"], r["concurrency"])) for r in doc["results"]]
+    if doc.get("reliability") is not None:
+        out["reliability"] = [dict(r, config=config(r["pool"], None)) for r in doc["reliability"]]
+    return out
 
 
 def write_json(run: Run, path: Path) -> Path:
@@ -323,7 +377,7 @@ def reliability_table(records: Sequence[Any]) -> str:
 
 def text(run: Run) -> str:
     """The whole terminal report: table, fidelity, warnings, reliability."""
-    parts = [table(run), "", *fidelity_lines(run)]
+    parts = [table(run), "", config_line(run.context.get("config")), *fidelity_lines(run)]
     for note in _notes(run.results):
         parts.append(f"note: {note}")
     for warning in run.warnings:
@@ -337,6 +391,15 @@ def text(run: Run) -> str:
             reliability_table(run.reliability) if run.reliability else "(no records)",
         ]
     return "\n".join(parts)
+
+
+def config_line(config: Mapping[str, Any] | None) -> str:
+    """The configuration under test in one line: app, ``--set`` settings."""
+    if not config:
+        return "configuration: app tasks (seed), no --set"
+    settings = config.get("settings") or {}
+    sets = " ".join(f"{k}={json.dumps(v)}" for k, v in settings.items()) or "no --set"
+    return f"configuration: app {config.get('app')}; {sets}"
 
 
 def _notes(results: Iterable[Result]) -> list[str]:

@@ -33,6 +33,7 @@ import redis
 
 from bench import defaults, loadgen, stats
 from bench.broker import Broker, from_option, redact
+from bench.config import Config
 from bench.faults import reliability_section
 from bench.procs import wait_for
 from bench.progress import Listener, PlannedStep, Silent
@@ -58,6 +59,11 @@ OVERHEAD_TARGET = 0.02
 
 LAG_NOTE = 0.05
 """Seconds behind schedule beyond which the open-loop generator's lag is noted in the report."""
+
+RELIABILITY_SEED_ONLY = (
+    "reliability section skipped: its fault scenarios run the seed app (tasks) with their own delivery "
+    "settings, not the configuration under test (--app / --set); run without them for that section"
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,8 @@ class Options:
     quick: bool = False
     reliability: bool = True
     plan: Plan | None = None
+    config: Config = field(default_factory=Config)
+    """The configuration under test (app, ``--set`` settings); each cell adds its pool and concurrency."""
 
     @property
     def sizes(self) -> Plan:
@@ -146,6 +154,8 @@ class Result:
     throughput: stats.ThroughputSummary | None = None
     floor_ratio: float | None = None
     notes: tuple[str, ...] = ()
+    config: Config = field(default_factory=Config)
+    """The configuration this row measured (its pool and concurrency included)."""
 
 
 @dataclass(frozen=True)
@@ -254,17 +264,17 @@ def run(options: Options, *, progress: Listener | None = None) -> Run:
         conn = broker.client()
         server_version = broker_server_version(conn)
         try:
-            with loadgen.Client(broker.url, queue) as client:
+            with loadgen.Client(broker.url, queue, settings=options.config.producer_settings) as client:
                 message_bytes = loadgen.celery_message_bytes(client, conn)
                 enqueue, overhead = _enqueue(client, conn, queue, message_bytes, sizes, steps, samples)
                 results.extend(enqueue)
-                producer = _producer(client, broker.url, queue, conn, sizes, steps)
+                producer = _producer(client, broker.url, queue, conn, sizes, steps, options.config)
                 results.extend(producer)
             drains: dict[tuple[str, int], float] = {}
             for pool in options.pools:
                 for concurrency in sizes.concurrency.get(pool, (1,)):
                     cell, lag = _pool_cell(
-                        broker, conn, queue, run_id, pool, concurrency, sizes, steps, samples
+                        broker, conn, queue, run_id, pool, concurrency, sizes, steps, samples, options.config
                     )
                     results.extend(cell)
                     lag_max = max(lag_max, lag)
@@ -278,7 +288,10 @@ def run(options: Options, *, progress: Listener | None = None) -> Run:
 
     reliability: tuple[Any, ...] | None = None
     errors: list[str] = []
-    if options.reliability:
+    if options.reliability and not options.config.is_default:
+        warnings.append(RELIABILITY_SEED_ONLY)
+        steps.note(RELIABILITY_SEED_ONLY)
+    elif options.reliability:
         steps.step("reliability: fault scenarios (bench.faults)")
         try:
             reliability = _reliability(options, steps.note)
@@ -298,7 +311,7 @@ def run(options: Options, *, progress: Listener | None = None) -> Run:
     steps.step("done: rendering the report")
     return Run(
         context=context,
-        results=tuple(results),
+        results=_configured(results, options.config),
         fidelity=fidelity,
         warnings=tuple(warnings),
         reliability=reliability,
@@ -306,6 +319,11 @@ def run(options: Options, *, progress: Listener | None = None) -> Run:
         samples=samples,
         errors=tuple(errors),
     )
+
+
+def _configured(results: list[Result], config: Config) -> tuple[Result, ...]:
+    """Each row with the configuration it measured: ``config`` on the row's pool and concurrency."""
+    return tuple(dataclasses.replace(r, config=config.on(r.pool, r.concurrency)) for r in results)
 
 
 def _enqueue(
@@ -369,7 +387,13 @@ def _enqueue(
 
 
 def _producer(
-    client: loadgen.Client, url: str, queue: str, conn: redis.Redis, sizes: Plan, steps: Listener
+    client: loadgen.Client,
+    url: str,
+    queue: str,
+    conn: redis.Redis,
+    sizes: Plan,
+    steps: Listener,
+    config: Config,
 ) -> list[Result]:
     n = sizes.producer_parallel
     per = sizes.producer_per_thread
@@ -387,7 +411,9 @@ def _producer(
         (
             f"producer.{n}-processes",
             f"enqueue throughput, {n} processes",
-            lambda: loadgen.throughput_processes(url, queue, processes=n, per_process=per),
+            lambda: loadgen.throughput_processes(
+                url, queue, processes=n, per_process=per, settings=config.producer_settings
+            ),
         ),
     ]
     out = []
@@ -442,20 +468,23 @@ def _pool_cell(
     sizes: Plan,
     steps: Listener,
     samples: dict[str, tuple[float, ...]],
+    config: Config,
 ) -> tuple[list[Result], float]:
     label = f"{pool} x{concurrency}"
     steps.step(f"{label}: starting a worker")
     worker = Worker(
         broker.url,
-        pool=pool,
-        concurrency=concurrency,
+        **config.on(pool, concurrency).worker_kwargs(),
         queues=(f"{queue}.idle",),
         loglevel=WORKER_LOGLEVEL,
         name=f"bench-{pool}{concurrency}-{run_id}",
     )
     control = control_app(broker.url)
     try:
-        with worker, loadgen.Client(broker.url, queue, backend=False) as producer:
+        with (
+            worker,
+            loadgen.Client(broker.url, queue, backend=False, settings=config.producer_settings) as producer,
+        ):
             steps.step(f"{label}: drain {sizes.drain_rounds} x {sizes.drain_tasks} queued no-op tasks")
             rounds = []
             for r in range(sizes.drain_rounds):
@@ -657,7 +686,8 @@ def collect_context(
         | {"concurrency": {k: list(v) for k, v in sizes.concurrency.items()}},
         "message_bytes": message_bytes,
         "queue": queue,
-        "serializer": "json",
+        "serializer": options.config.producer_settings.get("task_serializer", "json"),
+        "config": options.config.to_json(),
         "worker_loglevel": WORKER_LOGLEVEL,
         "argv": [redact(arg) if "://" in arg else arg for arg in sys.argv[1:]],
     }

@@ -18,12 +18,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError
 from kombu.transport.redis import Channel as RedisChannel
 
-from bench import defaults, pools, procs
+from bench import config, defaults, pools, procs
 from bench.client import client_app
 from bench.procs import ManagedProcess, is_windows, make_tempdir, remove_tempdir, wait_for
 
@@ -61,7 +62,9 @@ def child_env(
     env["CELERY_BROKER_URL"] = broker_url
     env["CELERY_RESULT_BACKEND"] = backend_url or broker_url
     env[defaults.RUN_MARKER_ENV] = run_id or procs.run_id()
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    # The harness's modules and the user's app (importable from where the harness was started).
+    path = (str(PROJECT_ROOT), os.getcwd(), env.get("PYTHONPATH", ""))
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in path if p))
     env.setdefault("PYTHONUNBUFFERED", "1")
     if extra:
         env.update(extra)
@@ -81,6 +84,10 @@ class Worker:
     loglevel: str = "INFO"
     env: Mapping[str, str] = field(default_factory=dict)
     extra_args: Sequence[str] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """Celery settings on top of the app's own (``--set``), on the worker's command line."""
+    include: Sequence[str] = (config.PROBES_MODULE,)
+    """Modules the worker imports besides the app's own: the harness's probe tasks."""
     log_dir: Path | None = None
     name: str = ""
     ready_timeout: float = defaults.WORKER_READY_TIMEOUT
@@ -113,7 +120,10 @@ class Worker:
         ]  # fmt: skip
         if self.queues:
             argv.append("--queues=" + ",".join(self.queues))
+        if self.include:
+            argv.append("--include=" + ",".join(self.include))
         argv.extend(self.extra_args)
+        argv += config.worker_argv(self.settings)
         return argv
 
     @property

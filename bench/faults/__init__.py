@@ -3,7 +3,7 @@
 Small injections over broker and worker handles (:func:`kill_child`, :func:`kill_worker`,
 :func:`warm_stop`, :func:`restart_broker`, :func:`publish_error_time`, :func:`push_raw`), and the
 scenarios built from them. Each scenario starts its own worker(s) on a queue of its own, enqueues
-tasks of ``tasks.reliability`` *by name* (this module never imports ``tasks``), injects one fault,
+tasks of ``bench.probes`` (the ledger probes) *by name*, in any app's worker, injects one fault,
 waits (bounded) for the system to settle, stops every process it started, and accounts for every
 task id with :mod:`bench.ledger`. :func:`reliability_section` runs them for ``python -m bench run``.
 

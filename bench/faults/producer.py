@@ -14,10 +14,10 @@ from kombu.exceptions import OperationalError
 from bench import client as bench_client
 
 # -- tasks (by name) ----------------------------------------------------------------------------------
-TASK_MARK = "tasks.reliability.mark"
-TASK_MARK_RESULT = "tasks.reliability.mark_with_result"
-TASK_WORK = "tasks.reliability.work"
-TASK_WORK_LATE = "tasks.reliability.work_late"
+TASK_MARK = "bench.probes.mark"  # the ledger probes (bench/probes.py), in every harness worker
+TASK_MARK_RESULT = "bench.probes.mark_with_result"
+TASK_WORK = "bench.probes.work"
+TASK_WORK_LATE = "bench.probes.work_late"
 
 
 PREFETCH_MULTIPLIER = 4

@@ -19,6 +19,7 @@ import redis
 
 from bench import loadgen, scenarios, stats
 from bench.broker import Broker
+from bench.config import Config
 from bench.worker import Worker, control_app
 
 FLOOR_ROUNDS = 5
@@ -39,16 +40,17 @@ def conn(bench_broker: Broker) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="session")
-def client(bench_broker: Broker, bench_queue: str) -> Iterator[loadgen.Client]:
+def client(bench_broker: Broker, bench_queue: str, bench_config: Config) -> Iterator[loadgen.Client]:
     """A client app with the Redis result backend, as the seed's client.py has."""
-    with loadgen.Client(bench_broker.url, bench_queue) as c:
+    with loadgen.Client(bench_broker.url, bench_queue, settings=bench_config.producer_settings) as c:
         yield c
 
 
 @pytest.fixture(scope="session")
-def producer(bench_broker: Broker, bench_queue: str) -> Iterator[loadgen.Client]:
+def producer(bench_broker: Broker, bench_queue: str, bench_config: Config) -> Iterator[loadgen.Client]:
     """A client app without a result backend (pre-fills and open-loop sends subscribe to nothing)."""
-    with loadgen.Client(bench_broker.url, bench_queue, backend=False) as c:
+    settings = bench_config.producer_settings
+    with loadgen.Client(bench_broker.url, bench_queue, backend=False, settings=settings) as c:
         yield c
 
 
@@ -70,8 +72,10 @@ def floor(conn: redis.Redis, bench_queue: str, message_bytes: int) -> stats.Late
 
 
 @pytest.fixture(scope="session")
-def versions() -> dict[str, Any]:
+def versions(bench_config: Config) -> dict[str, Any]:
+    """Versions and the configuration under test, for every benchmark's ``extra_info``."""
     return {
+        "config": bench_config.to_json(),
         "celery": celery.__version__,
         "kombu": kombu.__version__,
         "redis_py": redis.__version__,
@@ -88,11 +92,11 @@ def drained(conn: redis.Redis, bench_queue: str) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def load_worker(pool: str, bench_broker: Broker, bench_queue: str) -> Iterator[Worker]:
+def load_worker(pool: str, bench_broker: Broker, bench_queue: str, bench_config: Config) -> Iterator[Worker]:
     """A worker for ``pool`` idling on a queue of its own; benchmarks switch it onto the scratch queue."""
     worker = Worker(
         bench_broker.url,
-        pool=pool,
+        **bench_config.on(pool, None).worker_kwargs(),
         queues=(f"{bench_queue}.idle",),
         loglevel=scenarios.WORKER_LOGLEVEL,
         name=f"bench-{pool}-{uuid.uuid4().hex[:6]}",

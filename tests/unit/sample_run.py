@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench import stats
+from bench.config import Config
 from bench.ledger import ReliabilityRecord
 from bench.scenarios import Fidelity, Result, Run
 
@@ -40,6 +41,7 @@ def sample_run(*, reliability=None, warnings=(), errors=()) -> Run:
         "python": "3.11.7", "implementation": "CPython", "platform": "Linux", "machine": "x86_64",
         "cpu_count": 2, "git_commit": "abc123", "broker": "redis://:***@127.0.0.1:1234/0",
         "broker_private": True, "pools": {"solo": [1]}, "quick": True, "message_bytes": 959,
+        "config": Config().to_json(),
     }  # fmt: skip
     return Run(
         context=context,

@@ -104,3 +104,11 @@ def test_records_are_frozen():
 def test_the_tasks_write_the_key_layout_the_ledger_reads():
     for kind in ("start", "done", "pid"):
         assert tasks.reliability.key("run1", kind) == ledger.key("run1", kind)
+
+
+def test_the_ledger_probes_are_the_names_the_fault_scenarios_send():
+    from bench import faults, probes
+
+    sent = {faults.producer.TASK_MARK, faults.producer.TASK_MARK_RESULT}
+    sent |= {faults.producer.TASK_WORK, faults.producer.TASK_WORK_LATE}
+    assert sent == {t.name for t in (probes.mark, probes.mark_with_result, probes.work, probes.work_late)}

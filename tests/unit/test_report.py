@@ -33,7 +33,8 @@ def test_report_validates_and_round_trips_through_json():
     assert delay["round_values"] == pytest.approx([720.0, 730.0])
     drain = rows[("drain", "solo")]
     assert drain["kind"] == "throughput" and drain["unit"] == "tasks/s" and drain["concurrency"] == 1
-    assert doc["reliability"] == [dict(RECORD.__dict__)]
+    on_solo = dict(doc["context"]["config"], pool="solo", concurrency=None)
+    assert doc["reliability"] == [dict(RECORD.__dict__, config=on_solo)]
     assert doc["fidelity"]["capacity_ratio"] == pytest.approx(producer_rate() / drain["median"])
 
 

@@ -1,0 +1,102 @@
+"""The harness's probe tasks, for any app's worker: ``celery -A yourapp worker --include bench.probes``.
+
+They register with ``shared_task``, so they join whatever app the worker runs, and every worker the
+harness starts includes this module (``bench.config.PROBES_MODULE``). The harness sends them by name:
+
+``bench.probes.noop``   does nothing (the drain rate and the enqueue figures);
+``bench.probes.stamp``  returns the ``time.time()`` at which it started (open-loop end-to-end latency);
+``bench.probes.mark`` / ``mark_with_result`` / ``work`` / ``work_late``  record themselves in the
+reliability ledger (``bench.ledger``) for the fault scenarios.
+
+Both store their result whatever the app's ``task_ignore_result`` says: the harness reads it from the
+result backend it points the worker at. Importing this module in the harness process is harmless; the
+harness itself never calls these functions (it only names them).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import redis
+from celery import Task, shared_task
+
+from bench import ledger
+
+
+@shared_task(name="bench.probes.noop", ignore_result=False)
+def noop(*args: Any, **kwargs: Any) -> None:
+    """Do nothing: what is left is Celery's own cost per task (receive, execute, store the result)."""
+    return None
+
+
+@shared_task(name="bench.probes.stamp", ignore_result=False)
+def stamp(*args: Any, **kwargs: Any) -> float:
+    """The wall-clock time at which the body started on the worker (same host as the producer)."""
+    return time.time()
+
+
+# -- the reliability ledger (bench.ledger's key layout; the fault scenarios send these) ---------------
+# Each execution records itself with atomic Redis operations under ``rel:<run>:*`` on the worker's own
+# broker (the harness's Redis): ``start`` and ``done`` count executions per task id, ``pid`` is the
+# process that started it last (to kill that child). Same layout as ``tasks/reliability.py``.
+LEDGER_TTL_SECONDS = 24 * 3600
+"""Ledger keys expire after a day, so a run against a user's broker leaves nothing for good."""
+
+_clients: dict[tuple[int, int], redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def _ledger(task: Task) -> redis.Redis:
+    """A Redis client to the worker's broker, one per process and thread (fork-safe)."""
+    key = (os.getpid(), threading.get_ident())
+    with _clients_lock:
+        found = _clients.get(key)
+        if found is None:
+            found = _clients[key] = redis.Redis.from_url(task.app.conf.broker_url)
+        return found
+
+
+def _count(task: Task, run: str, *kinds: str, pid: bool = False) -> list[int]:
+    """Add one to each of ``kinds`` for this task id in one MULTI/EXEC; ``pid``: note this process."""
+    pipe = _ledger(task).pipeline(transaction=True)
+    for kind in kinds:
+        pipe.hincrby(ledger.key(run, kind), task.request.id, 1)
+    if pid:
+        pipe.hset(ledger.key(run, "pid"), task.request.id, os.getpid())
+    for kind in (*kinds, "pid") if pid else kinds:
+        pipe.expire(ledger.key(run, kind), LEDGER_TTL_SECONDS)
+    return [int(n) for n in pipe.execute()[: len(kinds)]]
+
+
+@shared_task(name="bench.probes.mark", bind=True, ignore_result=True)
+def mark(self: Task, run: str) -> int:
+    """Record one execution at once (start and done in one MULTI/EXEC). No result stored."""
+    return _count(self, run, "start", "done")[1]
+
+
+@shared_task(name="bench.probes.mark_with_result", bind=True, ignore_result=False)
+def mark_with_result(self: Task, run: str) -> int:
+    """As :func:`mark`, with a stored result (a redelivered countdown task is inspected by state)."""
+    return _count(self, run, "start", "done")[1]
+
+
+def _work(task: Task, run: str, seconds: float, then: float | None) -> int:
+    attempt = _count(task, run, "start", pid=True)[0]
+    time.sleep(seconds if attempt == 1 or then is None else then)  # the work: a fault hits it
+    return _count(task, run, "done")[0]
+
+
+@shared_task(name="bench.probes.work", bind=True, ignore_result=False)
+def work(self: Task, run: str, seconds: float, then: float | None = None) -> int:
+    """Record a start, work ``seconds`` (a redelivery: ``then``), record the completion; the worker's
+    delivery settings (``task_acks_late`` ...) apply."""
+    return _work(self, run, seconds, then)
+
+
+@shared_task(name="bench.probes.work_late", bind=True, acks_late=True, reject_on_worker_lost=True)
+def work_late(self: Task, run: str, seconds: float, then: float | None = None) -> int:
+    """As :func:`work`, acknowledged after it returns and requeued if its worker process dies."""
+    return _work(self, run, seconds, then)

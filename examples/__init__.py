@@ -1,0 +1,1 @@
+"""Example Celery apps the harness can measure with ``--app`` (each a package of its own)."""
