@@ -4,6 +4,9 @@
 ``BROKEN_QUEUE=<queue>`` in its environment runs the real ``tasks`` app with one task's behaviour
 broken (see :data:`VARIANTS`), on a queue of its own so that no other worker ever sees its messages.
 Nothing in ``tasks/`` is changed: the break is applied here, in the worker process, at import.
+
+``BROKEN_VARIANT=unbroken`` (:data:`CONTROL`) breaks nothing: the meta-test's control run, the same
+app on the same kind of queue, where every property must pass.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from tasks import add, app, canvas, ledger
 
 VARIANT_ENV = "BROKEN_VARIANT"
 QUEUE_ENV = "BROKEN_QUEUE"
+
+CONTROL = "unbroken"
+"""The ``BROKEN_VARIANT`` that breaks nothing (the meta-test's control worker)."""
 
 
 def _chain_drops_argument() -> None:
@@ -42,14 +48,18 @@ def _retry_off_by_one() -> None:
     canvas.flaky.run = broken
 
 
-def _retry_ignores_countdown() -> None:
-    """``flaky`` retries at once, whatever countdown it was given."""
-    run = canvas.flaky.run
+def _later_retries_ignore_countdown() -> None:
+    """``flaky`` waits its countdown before the first retry only; later retries run at once.
+
+    One retry, the strategy's smallest case, still passes: only a case with two retries shows it.
+    """
+    task = canvas.flaky
+    run = task.run
 
     def broken(key, fail_times, max_retries, countdown):
-        return run(key, fail_times, max_retries, 0.0)
+        return run(key, fail_times, max_retries, countdown if task.request.retries == 0 else 0.0)
 
-    canvas.flaky.run = broken
+    task.run = broken
 
 
 def _chord_drops_element() -> None:
@@ -57,14 +67,22 @@ def _chord_drops_element() -> None:
     canvas.total.run = lambda values: sum(values[:-1])
 
 
-def _failure_swallowed() -> None:
-    """``fail_on`` records itself but returns its input instead of raising: the chain goes on."""
+def _failure_swallowed_mid_chain() -> None:
+    """``fail_on`` raises as the first task of a chain, but after a step it returns its input instead.
+
+    A chain of only the failing step, the strategy's smallest case, still fails as it should: only a
+    failing step behind another one shows it. The first task of a chain has no parent; every later
+    one has the previous step as its parent.
+    """
+    task = canvas.fail_on
 
     def broken(x, bad, key):
         ledger.record(key, f"fail_on:{x}")
+        if x == bad and task.request.parent_id is None:
+            raise canvas.StepError(f"fail_on: refused input {x}")
         return x
 
-    canvas.fail_on.run = broken
+    task.run = broken
 
 
 def _failure_runs_rest() -> None:
@@ -94,9 +112,9 @@ VARIANTS = {
     "chain-drops-argument": _chain_drops_argument,
     "autoretry-wrong-exception": _autoretry_wrong_exception,
     "retry-off-by-one": _retry_off_by_one,
-    "retry-ignores-countdown": _retry_ignores_countdown,
+    "later-retries-ignore-countdown": _later_retries_ignore_countdown,
     "chord-drops-element": _chord_drops_element,
-    "failure-swallowed": _failure_swallowed,
+    "failure-swallowed-mid-chain": _failure_swallowed_mid_chain,
     "failure-runs-rest": _failure_runs_rest,
 }
 """Each broken variant of worker behaviour, by the name ``BROKEN_VARIANT`` selects."""
@@ -105,15 +123,16 @@ VARIANTS = {
 def _apply() -> None:
     variant = os.environ.get(VARIANT_ENV, "")
     queue = os.environ.get(QUEUE_ENV, "")
-    if variant not in VARIANTS or not queue:
+    if (variant not in VARIANTS and variant != CONTROL) or not queue:
         raise SystemExit(
-            f"tests.properties.broken_app: set {VARIANT_ENV} to one of {', '.join(VARIANTS)} "
-            f"(got {variant!r}) and {QUEUE_ENV} to a queue of its own (got {queue!r})"
+            f"tests.properties.broken_app: set {VARIANT_ENV} to one of {', '.join(VARIANTS)} or "
+            f"{CONTROL} (got {variant!r}) and {QUEUE_ENV} to a queue of its own (got {queue!r})"
         )
     app.conf.task_default_queue = queue
-    VARIANTS[variant]()
+    if variant != CONTROL:
+        VARIANTS[variant]()
 
 
 _apply()
 
-__all__ = ["app", "VARIANTS"]
+__all__ = ["app", "CONTROL", "VARIANTS"]
