@@ -12,17 +12,13 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from bench import client as bench_client
+from bench import defaults
 
 # -- tasks (by name) ----------------------------------------------------------------------------------
 TASK_MARK = "tasks.reliability.mark"
 TASK_MARK_RESULT = "tasks.reliability.mark_with_result"
 TASK_WORK = "tasks.reliability.work"
 TASK_WORK_LATE = "tasks.reliability.work_late"
-
-
-PREFETCH_MULTIPLIER = 4
-"""``worker_prefetch_multiplier`` of the scenarios' workers (Celery's default, set explicitly: a
-worker reserves at most this x its concurrency messages, which bounds what a broker restart can lose)."""
 
 
 # -- the client side ------------------------------------------------------------------------------------
@@ -40,7 +36,7 @@ def worker_env(
     acks_late: bool = False,
     reject_on_worker_lost: bool = False,
     visibility_timeout: float | None = None,
-    prefetch_multiplier: int = PREFETCH_MULTIPLIER,
+    prefetch_multiplier: int = defaults.PREFETCH_MULTIPLIER,
 ) -> dict[str, str]:
     """The ``tasks/celery_config.py`` overrides of a scenario's worker."""
     env = {
