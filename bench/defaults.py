@@ -60,6 +60,15 @@ BEAT_INTERVAL = 0.5
 WORKER_CONCURRENCY = 2
 """Default concurrency of prefork and threads workers (the machine has 2 cores)."""
 
+PREFETCH_MULTIPLIER = 4
+"""``worker_prefetch_multiplier`` the harness sets on its fault scenarios' workers (Celery's default, set
+explicitly: a worker reserves at most this x its concurrency messages, which bounds what a kill or a
+broker restart can find held or lose)."""
+
+DRAIN_TIMEOUT = 300.0
+"""Seconds a worker (or a fleet) may take to execute a drain batch, e.g. the no-fault load of 10,000
+tasks (a busy 2-core machine manages ~1,000/s; generous for a slow CI runner)."""
+
 POOLS_ALL = ("solo", "prefork", "threads")
 """Every pool the harness knows, in the order it runs them."""
 
@@ -88,9 +97,6 @@ PARENT_DEATH_TIMEOUT = 15.0
 once; the bound covers a loaded 2-core machine reaping a prefork tree)."""
 
 # -- fault scenarios (bench/faults) ------------------------------------------------------------------
-FAULT_DRAIN_TIMEOUT = 240.0
-"""Seconds the no-fault load (10,000 tasks) may take to execute (a busy 2-core machine manages ~1,000/s)."""
-
 FAULT_SETTLE_TIMEOUT = 60.0
 """Seconds a fault scenario's tasks have to run after the fault (recovery included)."""
 
@@ -102,6 +108,17 @@ FAULT_PUBLISH_ERROR_BOUND = 40.0
 
 FAULT_POLL = 0.05
 """Seconds between two reads of a fault scenario's ledger."""
+
+FAULT_AIM_POLL = 0.01
+"""Seconds between two reads while waiting for the moment to inject a fault (a task runs 0.3 s: a
+coarser poll would miss the window in which one is running)."""
+
+FAULT_CLOCK_SLACK = 5.0
+"""Seconds beyond the visibility timeout a scenario waits for the wall clock to pass it (the wait
+itself only polls ``time.time``)."""
+
+FAULT_ALIVE_PING = 2.0
+"""Seconds a worker has to answer the ping that shows it survived a fault."""
 
 BROWSER_TIMEOUT = 60.0
 """Seconds headless Chromium has to load the HTML report and dump its rendered DOM

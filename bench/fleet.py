@@ -28,7 +28,7 @@ from typing import Any
 import celery
 import redis
 
-from bench import loadgen, stats
+from bench import defaults, loadgen, stats
 from bench.procs import wait_for
 from bench.worker import control_app
 
@@ -37,9 +37,6 @@ DISCOVERY_TIMEOUT = 3.0
 
 CONTROL_TIMEOUT = 5.0
 """Seconds add/cancel consumer waits for every chosen node's reply."""
-
-DRAIN_TIMEOUT = 300.0
-"""Seconds one drain round may take before the run fails."""
 
 E2E_GRACE = 60.0
 """Seconds after the last open-loop arrival that the results still have to arrive."""
@@ -162,7 +159,7 @@ def _drain(
     with loadgen.ResultCollector(conn, prefix) as collector, consuming(control, nodes, queue):
         wait_for(
             lambda: collector.finished(len(ids)),
-            timeout=DRAIN_TIMEOUT,
+            timeout=defaults.DRAIN_TIMEOUT,
             what=f"{len(nodes)} node(s) to drain {len(ids)} tasks (is their result backend this Redis?)",
         )
     return loadgen.drain_rate(collector.outcomes())

@@ -7,7 +7,7 @@ i.e. its own host as far as Celery is concerned) and removes it afterwards, imag
 
 One scenario (:func:`scenario`) per fault and delivery mode:
 
-1. enqueue ``tasks.reliability.work`` (or ``work_late``, ``acks_late=True``) to a queue of its own;
+1. enqueue ``bench.probes.work`` (or ``work_late``, ``acks_late=True``) to a queue of its own;
 2. only the *victim* host consumes it (``add_consumer``) until it has started a task, so the fault
    catches it with a task running and more prefetched;
 3. inject the fault on the victim's container: ``docker kill`` (the host dies), ``docker pause`` (the

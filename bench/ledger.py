@@ -21,14 +21,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
 
 KEY_PREFIX = "rel"
 """Prefix of the ledger's key space; ``tasks/reliability.py`` writes the same layout."""
 
-VERDICTS = ("ok", "deviation", "n/a")
-"""``ok``: Celery did what its docs promise; ``deviation``: it did not; ``n/a``: not applicable here."""
+
+class Verdict(StrEnum):
+    """How a scenario's outcome compares with what Celery's docs promise (its value is the JSON's)."""
+
+    OK = "ok"
+    """Celery did what its docs promise."""
+    DEVIATION = "deviation"
+    """It did not."""
+    NA = "n/a"
+    """The scenario does not apply here (the pool, or a broker the harness may not restart)."""
+
+
+VERDICTS = tuple(v.value for v in Verdict)
+"""The verdicts' values, in the JSON schema's order."""
 
 
 def key(run: str, kind: str) -> str:
@@ -49,12 +62,13 @@ class ReliabilityRecord:
     lost: int
     recovery_seconds: float | None
     expected: str
-    verdict: str  # 'ok' | 'deviation' | 'n/a'
+    verdict: Verdict
     note: str
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
+        object.__setattr__(self, "verdict", Verdict(self.verdict))  # a plain 'ok' becomes Verdict.OK
 
 
 @dataclass(frozen=True)
@@ -181,7 +195,7 @@ def record(
         lost=tally.lost,
         recovery_seconds=recovery_seconds,
         expected=expected,
-        verdict="ok" if ok and not tally.unexpected else "deviation",
+        verdict=Verdict.OK if ok and not tally.unexpected else Verdict.DEVIATION,
         note="; ".join([n for n in (note, *extra) if n]),
     )
 
@@ -198,6 +212,6 @@ def not_applicable(pool: str, scenario: str, *, expected: str, reason: str) -> R
         lost=0,
         recovery_seconds=None,
         expected=expected,
-        verdict="n/a",
+        verdict=Verdict.NA,
         note=reason,
     )

@@ -376,11 +376,6 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
-    def signal(self, sig: int) -> None:
-        """Send ``sig`` to the main process only (e.g. SIGKILL for a fault injection)."""
-        if self.alive():
-            os.kill(self.pid, sig)
-
     def stop(self, *, warm: float = defaults.WARM_STOP_TIMEOUT, cold: float | None = None) -> int | None:
         """Stop politely, then firmly; always reap the tree. Returns the main process's exit code."""
         if self.popen is None:

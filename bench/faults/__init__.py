@@ -25,6 +25,7 @@ hold): the workers get it through ``TASKS_VISIBILITY_TIMEOUT`` (``broker_transpo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from bench import pools
 from bench.broker import Broker, from_option
@@ -37,36 +38,68 @@ from bench.faults.injections import (
     publish_error_time,
     restart_broker,
 )
+from bench.faults.judging import (
+    Judgement,
+    child_killed_as_documented,
+    judge,
+    lost_in_brpop,
+    worker_killed_as_documented,
+)
 from bench.faults.kombu_redis import unacked_ids
 from bench.faults.messages import json_task_message, pickle_task_message, protocol2_message, push_raw
-from bench.faults.producer import PREFETCH_MULTIPLIER, TASK_MARK, Published, client_app, enqueue, worker_env
-from bench.faults.run import ACKS_AFTER_THE_BODY, KillSnapshot, Outcome
+from bench.faults.observations import (
+    BrokerDown,
+    ChildFacts,
+    CountdownFacts,
+    Inapplicable,
+    KillFacts,
+    KillSnapshot,
+    LoadFacts,
+    Observation,
+    RestartFacts,
+    WarmFacts,
+    WorkerSettings,
+)
+from bench.faults.producer import TASK_MARK, Published, client_app, enqueue, worker_env
+from bench.faults.run import ACKS_AFTER_THE_BODY, Run, Scenario, observe
 from bench.faults.scenarios import (
     LOAD_TASKS,
     QUICK_LOAD_TASKS,
+    REFUSED_WHILE_DOWN,
     broker_down,
     broker_down_with_results,
     broker_restart,
     child_killed,
-    child_killed_as_documented,
     countdown_redelivery,
     no_faults,
     warm_shutdown,
     worker_killed,
-    worker_killed_as_documented,
 )
-from bench.ledger import ReliabilityRecord
+from bench.ledger import ReliabilityRecord, Verdict
 
 __all__ = [
     "ACKS_AFTER_THE_BODY",
+    "BrokerDown",
+    "ChildFacts",
+    "CountdownFacts",
+    "Inapplicable",
+    "Judgement",
+    "KillFacts",
     "KillSnapshot",
     "LOAD_TASKS",
-    "Outcome",
-    "PREFETCH_MULTIPLIER",
+    "LoadFacts",
+    "Observation",
     "PublishFailure",
     "Published",
     "QUICK_LOAD_TASKS",
+    "REFUSED_WHILE_DOWN",
+    "RestartFacts",
+    "Run",
+    "Scenario",
     "TASK_MARK",
+    "Verdict",
+    "WarmFacts",
+    "WorkerSettings",
     "broker_down",
     "broker_down_with_results",
     "broker_restart",
@@ -78,8 +111,11 @@ __all__ = [
     "enqueue",
     "forget_pooled_connections",
     "json_task_message",
+    "judge",
     "kill_child",
+    "lost_in_brpop",
     "no_faults",
+    "observe",
     "pickle_task_message",
     "policy_sleeps",
     "print_table",
@@ -121,7 +157,7 @@ def reliability_section(
         for pool in pools_:
             records.extend(_pool_scenarios(broker, pool, quick=quick, progress=progress))
         progress("reliability: broker down at enqueue")
-        records.extend(o.record for o in broker_down(broker, with_results=not quick))
+        records.extend(judge(o) for o in broker_down(broker, with_results=not quick))
     return records
 
 
@@ -129,7 +165,7 @@ def _pool_scenarios(
     broker: Broker, pool: str, *, quick: bool, progress: Callable[[str], None]
 ) -> Iterator[ReliabilityRecord]:
     count = QUICK_LOAD_TASKS if quick else LOAD_TASKS
-    steps: list[tuple[str, Callable[[], Outcome]]] = [
+    steps: list[tuple[str, Callable[[], Any]]] = [
         (f"no faults, {count:,} tasks", lambda: no_faults(broker, pool, count=count)),
         ("child killed (acks_late)", lambda: child_killed(broker, pool, acks_late=True)),
         ("worker killed (acks_late)", lambda: worker_killed(broker, pool, acks_late=True)),
@@ -144,7 +180,7 @@ def _pool_scenarios(
         ]
     for label, step in steps:
         progress(f"reliability [{pool}]: {label}")
-        yield step().record
+        yield judge(step())
 
 
 def print_table(

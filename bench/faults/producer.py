@@ -12,17 +12,13 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from bench import client as bench_client
+from bench import defaults
 
 # -- tasks (by name) ----------------------------------------------------------------------------------
 TASK_MARK = "bench.probes.mark"  # the ledger probes (bench/probes.py), in every harness worker
 TASK_MARK_RESULT = "bench.probes.mark_with_result"
 TASK_WORK = "bench.probes.work"
 TASK_WORK_LATE = "bench.probes.work_late"
-
-
-PREFETCH_MULTIPLIER = 4
-"""``worker_prefetch_multiplier`` of the scenarios' workers (Celery's default, set explicitly: a
-worker reserves at most this x its concurrency messages, which bounds what a broker restart can lose)."""
 
 
 # -- the client side ------------------------------------------------------------------------------------
@@ -40,7 +36,7 @@ def worker_env(
     acks_late: bool = False,
     reject_on_worker_lost: bool = False,
     visibility_timeout: float | None = None,
-    prefetch_multiplier: int = PREFETCH_MULTIPLIER,
+    prefetch_multiplier: int = defaults.PREFETCH_MULTIPLIER,
 ) -> dict[str, str]:
     """The ``tasks/celery_config.py`` overrides of a scenario's worker."""
     env = {

@@ -1,64 +1,81 @@
 """Fault injection with loss accounting, on every selected pool (see docs/reliability.md).
 
 Each test runs one scenario of ``bench.faults`` against real workers and a real (private) Redis, then
-checks the ledger's counts, what Celery reported, and that no process was left behind.
+checks the observation's typed fields (the ledger's counts, what Celery reported, where each id was),
+the judged verdict, and that no process was left behind. No assertion reads a note: notes are prose
+for the report (``faults.judge``); they only appear here as failure messages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pytest
 
 from bench import faults
+from bench.ledger import Verdict
 from tests.faults.conftest import assert_no_leaks, harness_pids
 
 pytestmark = pytest.mark.faults
 
+F = TypeVar("F")
 
-def _check(outcome: faults.Outcome, no_leaks: list[int]) -> faults.Outcome:
-    no_leaks.extend(outcome.pids)
-    assert outcome.record.verdict != "n/a", outcome.record.note
-    return outcome
+
+def _check(
+    observed: faults.Observation[F] | faults.Inapplicable, no_leaks: list[int]
+) -> faults.Observation[F]:
+    assert not isinstance(observed, faults.Inapplicable), observed.reason
+    no_leaks.extend(observed.pids)
+    return observed
+
+
+def _note(observed: faults.Observation[Any]) -> str:
+    """The judged row's verdict and note, for a failure message."""
+    row = faults.judge(observed)
+    return f"{row.verdict}: {row.note}"
 
 
 # -- 1 ---------------------------------------------------------------------------------------------------
 def test_no_faults_under_load(pool, fault_broker, no_leaks):
-    outcome = _check(faults.no_faults(fault_broker, pool, count=faults.LOAD_TASKS), no_leaks)
-    tally = outcome.tally
-    assert tally is not None
+    obs = _check(faults.no_faults(fault_broker, pool, count=faults.LOAD_TASKS), no_leaks)
+    tally = obs.tally
+    assert obs.settled, _note(obs)
     assert tally.enqueued == faults.LOAD_TASKS and tally.publish_errors == 0
     assert (tally.lost, tally.duplicated, tally.unexpected) == (0, 0, 0), tally
     assert tally.executed_once == faults.LOAD_TASKS
-    assert outcome.details["queued_after"] == 0
+    assert obs.queued_after == 0
+    assert faults.judge(obs).verdict is Verdict.OK
 
 
 # -- 2 ---------------------------------------------------------------------------------------------------
 @pytest.mark.pools("prefork")
 def test_child_killed_default_settings_fails_with_worker_lost(pool, fault_broker, no_leaks):
-    outcome = _check(faults.child_killed(fault_broker, pool, acks_late=False), no_leaks)
-    d = outcome.details
-    assert (d["state"], d["error"]) == ("FAILURE", "WorkerLostError"), outcome.record.note
-    assert d["starts"] == 1, "the default settings must not redeliver a task whose child died"
-    assert outcome.tally is not None and outcome.tally.lost == 1
-    assert d["worker_alive"] and d["child_replaced"]
+    obs = _check(faults.child_killed(fault_broker, pool, acks_late=False), no_leaks)
+    f = obs.facts
+    assert (f.state, f.error) == ("FAILURE", "WorkerLostError"), _note(obs)
+    assert obs.starts(f.task_id) == 1, "the default settings must not redeliver a task whose child died"
+    assert obs.tally.lost == 1
+    assert f.worker_alive and f.child_replaced
+    assert faults.judge(obs).verdict is Verdict.OK
 
 
 @pytest.mark.pools("prefork")
 def test_child_killed_acks_late_reject_on_worker_lost_redelivers(pool, fault_broker, no_leaks):
-    outcome = _check(faults.child_killed(fault_broker, pool, acks_late=True), no_leaks)
-    d = outcome.details
-    assert d["state"] == "SUCCESS", outcome.record.note
-    assert d["starts"] == 2, "the task must run again after its child was killed"
-    tally = outcome.tally
-    assert tally is not None and (tally.lost, tally.duplicated) == (0, 1)
-    assert d["worker_alive"] and d["child_replaced"]
+    obs = _check(faults.child_killed(fault_broker, pool, acks_late=True), no_leaks)
+    f = obs.facts
+    assert f.state == "SUCCESS", _note(obs)
+    assert obs.starts(f.task_id) == 2, "the task must run again after its child was killed"
+    assert (obs.tally.lost, obs.tally.duplicated) == (0, 1)
+    assert f.worker_alive and f.child_replaced
+    assert faults.judge(obs).verdict is Verdict.OK
 
 
 @pytest.mark.pools("solo", "threads")
 def test_child_kill_does_not_apply_without_pool_children(pool, fault_broker):
-    record = faults.child_killed(fault_broker, pool, acks_late=True).record
-    assert record.verdict == "n/a" and "no pool child" in record.note
+    observed = faults.child_killed(fault_broker, pool, acks_late=True)
+    assert isinstance(observed, faults.Inapplicable) and observed.pool == pool
+    assert faults.judge(observed).verdict is Verdict.NA
 
 
 # -- 3 ---------------------------------------------------------------------------------------------------
@@ -74,55 +91,59 @@ BRPOP_AT_KILL = (
 
 
 def test_worker_killed_with_acks_late_loses_nothing(pool, fault_broker, no_leaks):
-    outcome = _check(faults.worker_killed(fault_broker, pool, acks_late=True), no_leaks)
-    snap, d, tally = outcome.details["snapshot"], outcome.details, outcome.tally
-    assert tally is not None and tally.unexpected == 0
+    obs = _check(faults.worker_killed(fault_broker, pool, acks_late=True), no_leaks)
+    snap, stuck, tally = obs.facts.snapshot, obs.facts.stuck, obs.tally
+    assert tally.unexpected == 0
     assert snap.interrupted, "the kill must interrupt at least one running task"
     assert snap.interrupted <= snap.held, "acks_late: a running task is not acknowledged yet"
-    assert not d["stuck"], f"held past the visibility timeout, never restored: {outcome.record.note}"
-    if d["lost_ids"] and d["lost_ids"] <= snap.popped_unseen:
-        pytest.xfail(f"{BRPOP_AT_KILL}; lost {len(d['lost_ids'])} here")
-    assert tally.lost == 0, outcome.record.note
-    assert snap.interrupted <= d["twice"], "every interrupted task must run again"
-    assert tally.duplicated == len(d["twice"])
+    assert not stuck, f"held past the visibility timeout, never restored: {_note(obs)}"
+    if obs.lost_ids and obs.lost_ids <= snap.popped_unseen:
+        pytest.xfail(f"{BRPOP_AT_KILL}; lost {len(obs.lost_ids)} here")
+    assert tally.lost == 0, _note(obs)
+    assert snap.interrupted <= obs.twice, "every interrupted task must run again"
+    assert tally.duplicated == len(obs.twice)
     # Only what the broker still held may run again: the interrupted tasks, and completed ones whose late
     # ack had not reached Redis at the kill (at most the worker's prefetch window).
-    assert d["twice"] <= snap.held, outcome.record.note
-    assert len(snap.held) <= d["reserve_window"], "the worker held more than its prefetch window"
-    assert outcome.record.recovery_seconds is not None
+    assert obs.twice <= snap.held, _note(obs)
+    assert len(snap.held) <= obs.reserve_window, "the worker held more than its prefetch window"
+    assert obs.settled and obs.recovery_seconds is not None, _note(obs)
+    assert faults.judge(obs).verdict is Verdict.OK
 
 
 def test_worker_killed_without_acks_late_loses_the_running_tasks(pool, fault_broker, no_leaks):
-    outcome = _check(faults.worker_killed(fault_broker, pool, acks_late=False), no_leaks)
-    snap, d, tally = outcome.details["snapshot"], outcome.details, outcome.tally
-    assert tally is not None and tally.unexpected == 0
+    obs = _check(faults.worker_killed(fault_broker, pool, acks_late=False), no_leaks)
+    snap, stuck, tally = obs.facts.snapshot, obs.facts.stuck, obs.tally
+    assert tally.unexpected == 0
     assert snap.interrupted, "the kill must interrupt at least one running task"
-    assert not d["stuck"], f"held past the visibility timeout, never restored: {outcome.record.note}"
+    assert not stuck, f"held past the visibility timeout, never restored: {_note(obs)}"
     # What the broker still had (queued or held unacknowledged) runs; only a task started but not yet
     # acknowledged at the kill (the ack goes through the event loop) runs twice.
-    assert d["twice"] == snap.held & snap.started, outcome.record.note
-    assert not (snap.held | snap.queued) & d["lost_ids"], outcome.record.note
+    assert obs.twice == snap.held & snap.started, _note(obs)
+    assert not (snap.held | snap.queued) & obs.lost_ids, _note(obs)
+    assert obs.settled and obs.recovery_seconds is not None, _note(obs)
     if pool in faults.ACKS_AFTER_THE_BODY:
         # The known symptom, positively: every running task was still unacknowledged, ran again, none lost.
-        assert snap.interrupted <= snap.held and snap.interrupted <= d["twice"], outcome.record.note
-        assert not d["lost_ids"], outcome.record.note
+        assert snap.interrupted <= snap.held and snap.interrupted <= obs.twice, _note(obs)
+        assert not obs.lost_ids, _note(obs)
+        assert faults.judge(obs).verdict is Verdict.DEVIATION
         pytest.xfail(SOLO_ACKS_AFTER_BODY)
     # At most once: a task acknowledged before it completed is gone, and a running one was acknowledged
     # (the scenario kills only once one was).
-    assert d["lost_ids"] == snap.acknowledged, outcome.record.note
+    assert obs.lost_ids == snap.acknowledged, _note(obs)
     assert snap.interrupted & snap.acknowledged, "no running task was acknowledged before the kill"
-    assert outcome.record.recovery_seconds is not None
+    assert faults.judge(obs).verdict is Verdict.OK
 
 
 # -- 4 ---------------------------------------------------------------------------------------------------
 def test_warm_shutdown_loses_nothing(pool, fault_broker, no_leaks):
-    outcome = _check(faults.warm_shutdown(fault_broker, pool), no_leaks)
-    d = outcome.details
-    assert d["exit_code"] == 0, outcome.record.note
-    assert d["interrupted"], "the stop must come while a task runs"
-    assert d["finished"] == d["interrupted"], "running tasks must finish before the worker exits"
-    tally = outcome.tally
-    assert tally is not None and (tally.lost, tally.duplicated) == (0, 0), outcome.record.note
+    obs = _check(faults.warm_shutdown(fault_broker, pool), no_leaks)
+    f = obs.facts
+    assert f.exit_code == 0, _note(obs)
+    assert f.interrupted, "the stop must come while a task runs"
+    assert f.finished == f.interrupted, "running tasks must finish before the worker exits"
+    assert (obs.tally.lost, obs.tally.duplicated) == (0, 0), _note(obs)
+    assert obs.settled, _note(obs)
+    assert faults.judge(obs).verdict is Verdict.OK
 
 
 # -- 5 ---------------------------------------------------------------------------------------------------
@@ -140,7 +161,7 @@ BRPOP_LOSS = (
 
 @dataclass(frozen=True)
 class RestartRun:
-    outcome: faults.Outcome
+    observed: faults.Observation[faults.RestartFacts] | faults.Inapplicable
     before: frozenset[int]  # harness pids alive before the scenario: the leak check's baseline
 
 
@@ -154,45 +175,46 @@ def restart_run(pool, fault_broker, bench_run_id):
 
 
 def test_broker_restart_worker_resumes_by_itself(pool, restart_run, fault_broker, bench_run_id):
-    outcome = restart_run.outcome
-    assert outcome.record.verdict != "n/a", outcome.record.note
-    assert_no_leaks(bench_run_id, fault_broker, before=restart_run.before, started=outcome.pids)
-    d = outcome.details
-    assert d["refused_while_down"] == 3, "publishes to a stopped broker must raise"
-    if not d["worker_alive"] and d["crash_symptom"]:  # the consumer's code path: any pool
+    obs = restart_run.observed
+    assert not isinstance(obs, faults.Inapplicable), obs.reason
+    assert_no_leaks(bench_run_id, fault_broker, before=restart_run.before, started=obs.pids)
+    f = obs.facts
+    assert f.refused_while_down == faults.REFUSED_WHILE_DOWN, "publishes to a stopped broker must raise"
+    if not obs.worker_alive and f.crashed:  # the consumer's code path: any pool
         pytest.xfail(RESTART_CRASH)
-    assert d["worker_alive"], f"{outcome.record.note}\n{d['log_tail']}"
-    assert not d["stalled"], outcome.record.note
-    assert outcome.record.recovery_seconds is not None
+    assert obs.worker_alive, f"{_note(obs)}\n{obs.log_tail}"
+    assert obs.settled, f"stalled: {_note(obs)}"
+    assert obs.recovery_seconds is not None
 
 
 def test_broker_restart_loses_no_acknowledged_publish(pool, restart_run):
-    outcome = restart_run.outcome
-    d = outcome.details
-    tally = outcome.tally
-    assert tally is not None and tally.unexpected == 0, outcome.record.note
-    lost = d["lost_ids"]
+    obs = restart_run.observed
+    assert not isinstance(obs, faults.Inapplicable), obs.reason
+    tally = obs.tally
+    assert tally.unexpected == 0, _note(obs)
+    lost, before = obs.lost_ids, frozenset(obs.facts.before.ids)
     assert len(lost) == tally.lost
     # Whatever happens, only messages in the queue at the restart can go: each popped by a BRPOP
     # answered as the connection broke. The worker reserves at most prefetch x concurrency of them.
-    assert lost <= d["before_ids"], f"lost ids published after the restart: {sorted(lost - d['before_ids'])}"
-    assert len(lost) <= d["reserve_window"], outcome.record.note
-    if lost and d["brpop_loss"]:
+    assert lost <= before, f"lost ids published after the restart: {sorted(lost - before)}"
+    assert len(lost) <= obs.reserve_window, _note(obs)
+    if lost and faults.lost_in_brpop(obs):
         pytest.xfail(f"{BRPOP_LOSS}; lost {len(lost)} here")
-    assert tally.lost == 0, outcome.record.note
+    assert tally.lost == 0, _note(obs)
 
 
 # -- 6 ---------------------------------------------------------------------------------------------------
 @pytest.mark.pools("solo")  # producer-side: no worker involved, one run is enough
 def test_broker_down_at_enqueue_raises_operational_error_bounded(pool, fault_broker):
     default, no_retry = faults.broker_down(fault_broker)
-    for outcome in (default, no_retry):
-        failure = outcome.details["failure"]
+    for down in (default, no_retry):
+        failure = down.failure
         assert not failure.hung, f"send_task hung for {failure.seconds:.1f}s with retry={failure.retry}"
         assert failure.error and failure.error.startswith("OperationalError"), failure.error
+        assert faults.judge(down).verdict is Verdict.OK
+    assert (default.failure.retry, no_retry.failure.retry) == (True, False)
     # The default policy sleeps between its retries; the time can never be shorter than those sleeps.
-    sleeps = sum(faults.policy_sleeps(default.details["policy"]))
-    assert default.details["failure"].seconds >= sleeps
+    assert default.failure.seconds >= sum(faults.policy_sleeps(default.policy))
     assert fault_broker.client().ping(), "the broker must be back after the scenario"
 
 
@@ -206,7 +228,7 @@ CELERY_5919 = (
 
 @pytest.mark.pools("solo")
 def test_broker_down_at_enqueue_with_results_raises_operational_error(pool, fault_broker):
-    failure = faults.broker_down_with_results(fault_broker)
+    failure = faults.broker_down_with_results(fault_broker).failure
     assert not failure.hung, f"send_task hung for {failure.seconds:.1f}s"
     error = failure.error or "no error raised"
     if not error.startswith("OperationalError"):
@@ -218,6 +240,7 @@ def test_broker_down_at_enqueue_with_results_raises_operational_error(pool, faul
 # -- 7 ---------------------------------------------------------------------------------------------------
 def test_countdown_beyond_visibility_timeout_runs_twice(pool, fault_broker, no_leaks):
     """kombu#337, a documented Redis caveat: shown, counted, not hidden."""
-    outcome = _check(faults.countdown_redelivery(fault_broker, pool), no_leaks)
-    assert outcome.details["runs"] == 2, outcome.record.note
-    assert outcome.tally is not None and (outcome.tally.lost, outcome.tally.duplicated) == (0, 1)
+    obs = _check(faults.countdown_redelivery(fault_broker, pool), no_leaks)
+    assert obs.starts(obs.facts.task_id) == 2, _note(obs)
+    assert (obs.tally.lost, obs.tally.duplicated) == (0, 1)
+    assert faults.judge(obs).verdict is Verdict.OK

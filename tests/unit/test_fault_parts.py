@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from bench import faults
@@ -79,3 +80,135 @@ def test_child_killed_verdict():
     assert not faults.child_killed_as_documented("FAILURE", "ValueError", 1, once_lost, acks_late=False)
     assert faults.child_killed_as_documented("SUCCESS", "", 2, twice, acks_late=True)
     assert not faults.child_killed_as_documented("SUCCESS", "", 1, once_lost, acks_late=True)
+
+
+# -- judging: one step from an observation to a verdict and a note (no broker, no worker) -----------------
+def _observation(facts, *, ids="abc", starts=None, done=None, pool="prefork", acks_late=False, **fields):
+    from bench.ledger import Executions, account
+
+    starts = {i: 1 for i in ids} if starts is None else starts
+    done = {i: 1 for i in ids} if done is None else done
+    executions = Executions(starts=starts, done=done, pids={})
+    common = dict(
+        scenario="s", expected="e", pool=pool, settings=faults.WorkerSettings(acks_late=acks_late),
+        visibility_timeout=2.0, facts=facts, ids=tuple(ids), failed=(), executions=executions,
+        tally=account(list(ids), executions), settled=True, settle_seconds=1.0, recovery_seconds=3.0,
+        worker_alive=True, worker_exit=None, reserve_window=8, queued_after=0, held_after=frozenset(),
+        log_tail="", pids=(),
+    )  # fmt: skip
+    return faults.Observation(**{**common, **fields})
+
+
+def test_every_facts_type_has_a_judge():
+    from bench.faults import judging, observations
+
+    facts = {
+        c for c in vars(observations).values()
+        if isinstance(c, type) and c.__module__ == observations.__name__ and c.__name__.endswith("Facts")
+    }  # fmt: skip
+    assert facts == set(judging.JUDGES)
+
+
+def test_observation_derives_lost_and_twice_from_the_ledger():
+    obs = _observation(faults.LoadFacts(3, 0.1), starts={"a": 1, "b": 2, "c": 1}, done={"a": 1, "b": 1})
+    assert obs.lost_ids == {"c"} and obs.twice == {"b"} and obs.starts("b") == 2 and obs.starts("z") == 0
+
+
+def test_judge_no_faults_verdict_and_row():
+    good = _observation(faults.LoadFacts(3, 0.5))
+    row = faults.judge(good)
+    assert row.verdict is faults.Verdict.OK and (row.enqueued, row.executed_once, row.lost) == (3, 3, 0)
+    assert row.recovery_seconds == 3.0 and row.note.startswith("enqueued at 6/s; drained 1.0s")
+    short = _observation(faults.LoadFacts(4, 0.5))  # one publish short of the count asked for
+    assert faults.judge(short).verdict is faults.Verdict.DEVIATION
+    lost = _observation(faults.LoadFacts(3, 0.5), done={"a": 1, "b": 1}, settled=False, queued_after=1)
+    row = faults.judge(lost)
+    assert row.verdict is faults.Verdict.DEVIATION and row.lost == 1
+    assert "timed out" in row.note and "1 messages still queued" in row.note
+
+
+def test_judge_child_killed_needs_the_worker_alive():
+    facts = faults.ChildFacts("a", False, 7, frozenset({7}), "FAILURE", "WorkerLostError", True, True)
+    obs = _observation(facts, ids="a", done={})
+    assert faults.judge(obs).verdict is faults.Verdict.OK
+    dead = _observation(dataclasses.replace(facts, worker_alive=False), ids="a", done={})
+    row = faults.judge(dead)
+    assert row.verdict is faults.Verdict.DEVIATION and row.note.endswith("worker did not survive")
+
+
+def test_judge_worker_killed_uses_the_documented_verdict():
+    snap = _snap(ids="abcd", held="bcd", started="ab", done="a")
+    facts = faults.KillFacts(snap, killed_wall=0.0)
+    # acks_late: b interrupted and run again, c and d run once: nothing lost.
+    obs = _observation(facts, ids="abcd", starts={"a": 1, "b": 2, "c": 1, "d": 1}, acks_late=True)
+    assert faults.judge(obs).verdict is faults.Verdict.OK
+    stuck = _observation(
+        dataclasses.replace(facts, stuck=frozenset("d")), ids="abcd", acks_late=True,
+        starts={"a": 1, "b": 2, "c": 1}, done={"a": 1, "b": 1, "c": 1}, settled=False,
+    )  # fmt: skip
+    row = faults.judge(stuck)
+    assert row.verdict is faults.Verdict.DEVIATION
+    assert "1 still held unacknowledged" in row.note and "not settled within" in row.note
+
+
+def test_judge_warm_shutdown():
+    facts = faults.WarmFacts(0, 1.5, frozenset("a"), frozenset("a"), 2)
+    assert faults.judge(_observation(facts)).verdict is faults.Verdict.OK
+    unfinished = dataclasses.replace(facts, finished=frozenset())
+    assert faults.judge(_observation(unfinished)).verdict is faults.Verdict.DEVIATION
+    failed_exit = _observation(dataclasses.replace(facts, exit_code=1))
+    assert faults.judge(failed_exit).verdict is faults.Verdict.DEVIATION
+
+
+def _restart_facts(before="ab", after="c"):
+    published = lambda ids: faults.Published(tuple(ids), (), 0.1)  # noqa: E731
+    return faults.RestartFacts(published(before), faults.Published((), ("x", "y", "z"), 0.0),
+                               published(after), frozenset(), 10.0, 12.5)  # fmt: skip
+
+
+def test_lost_in_brpop_only_for_ids_published_before_never_started_and_gone():
+    facts = _restart_facts()
+    lost_b = _observation(facts, starts={"a": 1, "c": 1}, done={"a": 1, "c": 1})
+    assert faults.lost_in_brpop(lost_b)
+    assert not faults.lost_in_brpop(_observation(facts))  # nothing lost
+    assert not faults.lost_in_brpop(dataclasses.replace(lost_b, held_after=frozenset("b")))  # still held
+    assert not faults.lost_in_brpop(dataclasses.replace(lost_b, queued_after=1))  # something still queued
+    started = _observation(facts, starts={"a": 1, "b": 1, "c": 1}, done={"a": 1, "c": 1})
+    assert not faults.lost_in_brpop(started)  # it ran (and died): not a BRPOP loss
+    after = _observation(facts, starts={"a": 1, "b": 1}, done={"a": 1, "b": 1})
+    assert not faults.lost_in_brpop(after)  # c was published after the restart
+
+
+def test_judge_broker_restart():
+    facts = _restart_facts()
+    row = faults.judge(_observation(facts))
+    assert row.verdict is faults.Verdict.OK and row.note.startswith("broker down 2.5s; 3 publishes refused")
+    stalled = faults.judge(_observation(facts, settled=False, recovery_seconds=None))
+    assert stalled.verdict is faults.Verdict.DEVIATION and "worker stalled" in stalled.note
+    dead = _observation(dataclasses.replace(facts, crashed=True), worker_alive=False, worker_exit=1)
+    row = faults.judge(dead)
+    assert row.verdict is faults.Verdict.DEVIATION and "exited with 1 on AttributeError" in row.note
+
+
+def test_judge_countdown_and_inapplicable_and_broker_down():
+    counted = _observation(faults.CountdownFacts("a", 6.0), ids="a", starts={"a": 2})
+    assert faults.judge(counted).verdict is faults.Verdict.OK
+    once = _observation(faults.CountdownFacts("a", 6.0), ids="a")
+    assert faults.judge(once).verdict is faults.Verdict.DEVIATION
+    row = faults.judge(faults.Inapplicable("child killed", "lost 1", "solo", "no pool child"))
+    assert (row.verdict, row.note, row.pool) == (faults.Verdict.NA, "no pool child", "solo")
+    raised = faults.PublishFailure(retry=True, seconds=1.2, error="OperationalError: down", hung=False)
+    assert faults.judge(faults.BrokerDown("default", "OperationalError", raised)).verdict is faults.Verdict.OK
+    hung = faults.PublishFailure(retry=True, seconds=40.0, error=None, hung=True)
+    row = faults.judge(faults.BrokerDown("default", "OperationalError", hung))
+    assert row.verdict is faults.Verdict.DEVIATION and row.note.endswith(": hung")
+
+
+def test_a_verdict_is_typed_and_renders_as_its_value():
+    from bench import report
+    from bench.ledger import not_applicable
+
+    row = not_applicable("solo", "s", expected="x", reason="r")
+    assert row.verdict is faults.Verdict.NA and json.dumps(report.record_dict(row))  # JSON-serialisable
+    assert json.loads(json.dumps(report.record_dict(row)))["verdict"] == "n/a"
+    assert report.reliability_table([row]).splitlines()[2].split()[-1] == "n/a"

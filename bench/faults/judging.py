@@ -1,0 +1,206 @@
+"""Judging apart from measuring: one step from an observation and its documented expectation to a
+verdict (:class:`~bench.ledger.Verdict`) and a note, as a :class:`~bench.ledger.ReliabilityRecord`.
+
+Pure: nothing here touches a broker or a worker. The verdict functions are what the table's ``ok``
+means for each scenario; the notes say what happened in words, for the report only (tests assert on
+the observations' typed fields, never on a note).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.defaults import FAULT_PUBLISH_ERROR_BOUND, FAULT_SETTLE_TIMEOUT, FAULT_STALL_TIMEOUT
+from bench.faults.observations import (
+    BrokerDown,
+    ChildFacts,
+    CountdownFacts,
+    Inapplicable,
+    KillFacts,
+    KillSnapshot,
+    LoadFacts,
+    Observation,
+    RestartFacts,
+    WarmFacts,
+)
+from bench.ledger import ReliabilityRecord, Tally, Verdict, not_applicable, record
+
+BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
+STALL_ISSUES = "celery#8990, celery#10205"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A scenario's verdict and the sentence that explains it."""
+
+    verdict: Verdict
+    note: str
+
+    @classmethod
+    def of(cls, ok: bool, note: str) -> Judgement:
+        return cls(Verdict.OK if ok else Verdict.DEVIATION, note)
+
+
+def judge(observed: Observation[Any] | Inapplicable | BrokerDown) -> ReliabilityRecord:
+    """The table row of one observation: its counts, its verdict against ``expected``, its note."""
+    if isinstance(observed, Inapplicable):
+        return not_applicable(
+            observed.pool, observed.scenario, expected=observed.expected, reason=observed.reason
+        )
+    if isinstance(observed, BrokerDown):
+        return judge_broker_down(observed)
+    judgement = JUDGES[type(observed.facts)](observed)
+    return record(
+        observed.tally, pool=observed.pool, scenario=observed.scenario,
+        recovery_seconds=observed.recovery_seconds, expected=observed.expected,
+        ok=judgement.verdict is Verdict.OK, note=judgement.note,
+    )  # fmt: skip
+
+
+# -- 1 ---------------------------------------------------------------------------------------------------
+def judge_no_faults(obs: Observation[LoadFacts]) -> Judgement:
+    tally, facts = obs.tally, obs.facts
+    rate = len(obs.ids) / facts.publish_seconds if facts.publish_seconds else float("inf")
+    note = f"enqueued at {rate:,.0f}/s; drained {obs.settle_seconds:.1f}s after the last publish"
+    if not obs.settled:
+        note += " (not all of it: timed out)"
+    if obs.queued_after:
+        note += f"; {obs.queued_after} messages still queued"
+    ok = tally.lost == 0 and tally.duplicated == 0 and not obs.failed and tally.enqueued == facts.count
+    return Judgement.of(ok, note)
+
+
+# -- 2 ---------------------------------------------------------------------------------------------------
+def child_killed_as_documented(state: str, error: str, starts: int, tally: Tally, *, acks_late: bool) -> bool:
+    """The verdict of a killed prefork child: redelivered once (acks_late + reject_on_worker_lost), or
+    FAILURE with ``WorkerLostError`` and never run again (the defaults)."""
+    if acks_late:
+        return state == "SUCCESS" and starts == 2 and tally.lost == 0 and tally.duplicated == 1
+    return state == "FAILURE" and error == "WorkerLostError" and starts == 1 and tally.lost == 1
+
+
+def judge_child_killed(obs: Observation[ChildFacts]) -> Judgement:
+    f = obs.facts
+    starts = obs.starts(f.task_id)
+    ok = child_killed_as_documented(f.state, f.error, starts, obs.tally, acks_late=f.acks_late)
+    note = f"state {f.state}{' ' + f.error if f.error else ''}; body started {starts}x"
+    survived = f.worker_alive and f.child_replaced
+    note += "; worker survived, child replaced" if survived else "; worker did not survive"
+    return Judgement.of(ok and f.worker_alive, note)
+
+
+# -- 3 ---------------------------------------------------------------------------------------------------
+def worker_killed_as_documented(
+    snap: KillSnapshot, lost_ids: frozenset[str], twice: frozenset[str], *, acks_late: bool
+) -> bool:
+    """The verdict of a killed worker. ``acks_late``: nothing lost, every interrupted task ran again.
+    Without: lost exactly what was acknowledged and unfinished at the kill, a running task among them,
+    and only what the broker still held ran twice."""
+    if acks_late:
+        return not lost_ids and snap.interrupted <= twice
+    return lost_ids == snap.acknowledged and bool(snap.interrupted & lost_ids) and twice <= snap.held
+
+
+def judge_worker_killed(obs: Observation[KillFacts]) -> Judgement:
+    snap, stuck, acks_late = obs.facts.snapshot, obs.facts.stuck, obs.settings.acks_late
+    lost_ids, twice = obs.lost_ids, obs.twice
+    note = f"{len(snap.interrupted)} in flight at the kill; visibility_timeout {obs.visibility_timeout:g}s"
+    if not acks_late and snap.interrupted and snap.interrupted <= snap.held:
+        note += "; the running tasks ran again instead of being lost: not acknowledged before they ran" + (
+            " (celery#3430: solo acks after the task body)" if obs.pool == "solo" else ""
+        )
+    if acks_late and twice - snap.interrupted:
+        note += f"; {len(twice - snap.interrupted)} completed but unacknowledged at the kill also ran twice"
+    if unseen := lost_ids & snap.popped_unseen:
+        note += f"; {len(unseen)} popped from the queue at the kill, never held ({BRPOP_LOSS_ISSUES})"
+    if stuck:
+        note += f"; {len(stuck)} still held unacknowledged: no restore sweep moved them back"
+    if not obs.settled:
+        note += f"; not settled within {FAULT_SETTLE_TIMEOUT:g}s"
+    return Judgement.of(worker_killed_as_documented(snap, lost_ids, twice, acks_late=acks_late), note)
+
+
+# -- 4 ---------------------------------------------------------------------------------------------------
+def judge_warm_shutdown(obs: Observation[WarmFacts]) -> Judgement:
+    f, tally = obs.facts, obs.tally
+    ok = tally.lost == 0 and tally.duplicated == 0 and f.finished == f.interrupted and f.exit_code == 0
+    note = (
+        f"exit code {f.exit_code} after {f.stop_seconds:.1f}s; {len(f.finished)}/{len(f.interrupted)} "
+        f"running tasks finished before exit; {f.requeued} messages back in the queue"
+    )
+    return Judgement.of(ok, note)
+
+
+# -- 5 ---------------------------------------------------------------------------------------------------
+def lost_in_brpop(obs: Observation[RestartFacts]) -> bool:
+    """kombu#1733's symptom after a restart: every lost id was published before it, never started,
+    and is neither queued nor held once the workers stopped. (The worker keeps popping between a read
+    of the queue and the stop, so that read, ``queued_at_stop``, cannot tell this from Redis losing
+    queued data.)"""
+    lost = obs.lost_ids
+    return (
+        bool(lost) and lost <= set(obs.facts.before.ids) and obs.queued_after == 0
+        and not any(obs.starts(i) for i in lost) and not lost & obs.held_after
+    )  # fmt: skip
+
+
+def judge_broker_restart(obs: Observation[RestartFacts]) -> Judgement:
+    f, tally = obs.facts, obs.tally
+    note = f"broker down {f.downtime:.1f}s; {f.refused_while_down} publishes refused while down"
+    if f.held:
+        note += (f"; {len(f.held)} messages held unacknowledged across the restart ran only after "
+                 f"visibility_timeout ({obs.visibility_timeout:g}s here, 3600s by default)")  # fmt: skip
+    if not obs.worker_alive:
+        note += f"; the worker exited with {obs.worker_exit}"
+        if f.crashed:
+            note += " on AttributeError at the connection loss (kombu#582 / celery#10205 family)"
+    if lost_in_brpop(obs):
+        note += (f"; {tally.lost} popped from the queue but never run nor held unacknowledged "
+                 f"({BRPOP_LOSS_ISSUES})")  # fmt: skip
+    elif tally.lost:
+        note += f"; {tally.lost} never ran"
+    if not obs.settled:
+        note += f"; worker stalled: idle {FAULT_STALL_TIMEOUT:g}s after the broker was back ({STALL_ISSUES})"
+    if failed_up := len(f.before.failed) + len(f.after.failed):
+        note += f"; {failed_up} publishes failed while the broker was up"
+    return Judgement.of(tally.lost == 0 and obs.settled and obs.worker_alive, note)
+
+
+# -- 6 ---------------------------------------------------------------------------------------------------
+def judge_broker_down(down: BrokerDown) -> ReliabilityRecord:
+    """A producer-side row: no worker, nothing enqueued; ok if the publish raised OperationalError."""
+    failure = down.failure
+    ok = not failure.hung and (failure.error or "").startswith("OperationalError")
+    what = "hung" if failure.hung else (failure.error or "no error raised")[:160]
+    note = (
+        f"producer-side, no worker; {failure.seconds:.2f}s to the error (hung if over "
+        f"{FAULT_PUBLISH_ERROR_BOUND:g}s; broker_connection_timeout {down.connect_timeout:g}s bounds the "
+        f"connect, the publish policy only the publish): {what}"
+        + (" (celery#5919: the result subscription fails first)" if down.results else "")
+    )
+    return ReliabilityRecord(
+        pool="any", scenario=f"broker down at enqueue ({down.label})", enqueued=0,
+        publish_errors=1 if failure.error else 0, executed_once=0, duplicated=0, lost=0,
+        recovery_seconds=failure.seconds, expected=down.expected,
+        verdict=Verdict.OK if ok else Verdict.DEVIATION, note=note,
+    )  # fmt: skip
+
+
+# -- 7 ---------------------------------------------------------------------------------------------------
+def judge_countdown(obs: Observation[CountdownFacts]) -> Judgement:
+    runs = obs.starts(obs.facts.task_id)
+    note = f"ran {runs}x; countdown {obs.facts.countdown:g}s, visibility_timeout {obs.visibility_timeout:g}s"
+    return Judgement.of(obs.tally.lost == 0 and runs >= 2, note)
+
+
+JUDGES: dict[type, Callable[[Observation[Any]], Judgement]] = {
+    LoadFacts: judge_no_faults,
+    ChildFacts: judge_child_killed,
+    KillFacts: judge_worker_killed,
+    WarmFacts: judge_warm_shutdown,
+    RestartFacts: judge_broker_restart,
+    CountdownFacts: judge_countdown,
+}
+"""The judge of each scenario, by the type of its facts."""

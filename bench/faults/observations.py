@@ -1,0 +1,207 @@
+"""What a fault scenario measured, as typed frozen records: no verdicts, no prose (see ``judging``).
+
+The runner (:func:`bench.faults.run.observe`) returns an :class:`Observation` whose common fields
+(accounting, recovery, the first worker's fate, the broker's leftovers, the pids) every scenario has,
+and whose ``facts`` are the scenario's own record (:class:`KillSnapshot`, :class:`ChildFacts` ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from bench.faults.injections import PublishFailure
+from bench.faults.producer import Published
+from bench.ledger import Executions, Tally
+
+F = TypeVar("F")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The ``tasks/celery_config.py`` overrides of a scenario's workers (replacements get the same)."""
+
+    acks_late: bool = False
+    reject_on_worker_lost: bool = False
+    loglevel: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Observation(Generic[F]):
+    """One scenario run on one pool, as measured.
+
+    ``settled``: the scenario's settle condition held within its timeout; ``recovery_seconds`` runs
+    from the fault's instant to then (None if it did not settle or the scenario marks no fault).
+    ``worker_alive``: the first worker was alive once settled. ``queued_after`` / ``held_after``: what
+    was still in the run's queue / kombu's ``unacked`` after every worker stopped.
+    """
+
+    scenario: str
+    expected: str
+    pool: str
+    settings: WorkerSettings
+    visibility_timeout: float | None
+    facts: F
+    ids: tuple[str, ...]
+    failed: tuple[str, ...]
+    executions: Executions
+    tally: Tally
+    settled: bool
+    settle_seconds: float
+    recovery_seconds: float | None
+    worker_alive: bool
+    worker_exit: int | None
+    reserve_window: int
+    queued_after: int
+    held_after: frozenset[str]
+    log_tail: str
+    pids: tuple[int, ...]
+
+    @property
+    def lost_ids(self) -> frozenset[str]:
+        """Published ids with no completed execution."""
+        return frozenset(i for i in self.ids if self.executions.done.get(i, 0) == 0)
+
+    @property
+    def twice(self) -> frozenset[str]:
+        """Published ids whose body started, or completed, more than once."""
+        starts, done = self.executions.starts, self.executions.done
+        return frozenset(i for i in self.ids if starts.get(i, 0) > 1 or done.get(i, 0) > 1)
+
+    def starts(self, task_id: str) -> int:
+        return self.executions.starts.get(task_id, 0)
+
+
+@dataclass(frozen=True)
+class Inapplicable:
+    """A scenario that does not apply to this pool or broker, and why."""
+
+    scenario: str
+    expected: str
+    pool: str
+    reason: str
+
+
+# -- the scenarios' own facts ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadFacts:
+    """The no-fault load: how many tasks it was to publish, and how long the publishes took."""
+
+    count: int
+    publish_seconds: float
+
+
+@dataclass(frozen=True)
+class ChildFacts:
+    """A killed prefork child: the task, the victim, how the task ended, whether the worker survived."""
+
+    task_id: str
+    acks_late: bool  # the task's options: acks_late and reject_on_worker_lost
+    victim: int
+    children_before: frozenset[int]
+    state: str = ""
+    error: str = ""
+    worker_alive: bool = False
+    child_replaced: bool = False
+
+
+@dataclass(frozen=True)
+class KillSnapshot:
+    """Where each task id of a run was at a worker's SIGKILL (read just before and just after it).
+
+    A message is in the queue (not delivered), in kombu's ``unacked`` hash (delivered, not
+    acknowledged: it comes back after the visibility timeout), or neither: acknowledged, or popped by
+    a BRPOP whose reply the dead worker never read (kombu#1733). The ledger tells started from done.
+    """
+
+    ids: frozenset[str]
+    queued_before: frozenset[str]
+    queued: frozenset[str]
+    held: frozenset[str]
+    started: frozenset[str]
+    done: frozenset[str]
+
+    @property
+    def interrupted(self) -> frozenset[str]:
+        """Started, not completed: what the kill interrupted."""
+        return self.started - self.done
+
+    @property
+    def acknowledged(self) -> frozenset[str]:
+        """Not completed and gone from the broker: acknowledged (or lost in a BRPOP window)."""
+        return self.ids - self.done - self.held - self.queued
+
+    @property
+    def popped_unseen(self) -> frozenset[str]:
+        """Never started, not completed, gone from the queue and from ``unacked``: with ``acks_late``
+        (nothing is acknowledged before its body) only kombu#1733's BRPOP window explains it, a message
+        popped but never recorded as unacknowledged. The pop may come before the pre-kill read of the
+        queue (``queued_before``), so that read does not bound it."""
+        return self.acknowledged - self.started
+
+
+@dataclass(frozen=True)
+class KillFacts:
+    """A killed worker: the snapshot at the kill, and what was still held from before it at the end
+    (``stuck``: no restore sweep moved it back)."""
+
+    snapshot: KillSnapshot
+    killed_wall: float
+    stuck: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class WarmFacts:
+    """A warm shutdown: its exit code and time, the running tasks and which finished, what was requeued."""
+
+    exit_code: int | None
+    stop_seconds: float
+    interrupted: frozenset[str]
+    finished: frozenset[str]
+    requeued: int
+
+
+@dataclass(frozen=True)
+class RestartFacts:
+    """A broker restart: what was published before, during and after it, and when it was down.
+
+    ``held``: ids held unacknowledged across the restart (they ran only after the visibility timeout);
+    ``crashed``: the worker died with the known AttributeError (kombu#582 / celery#10205 family)."""
+
+    before: Published
+    during: Published
+    after: Published
+    queued_at_stop: frozenset[str]
+    down_at: float
+    up_at: float
+    held: frozenset[str] = frozenset()
+    crashed: bool = False
+
+    @property
+    def downtime(self) -> float:
+        return self.up_at - self.down_at
+
+    @property
+    def refused_while_down(self) -> int:
+        return len(self.during.failed)
+
+
+@dataclass(frozen=True)
+class CountdownFacts:
+    """A countdown past the visibility timeout: the task and its countdown."""
+
+    task_id: str
+    countdown: float
+
+
+@dataclass(frozen=True)
+class BrokerDown:
+    """``send_task`` to a down broker (producer side, no worker): how it ended, under which policy."""
+
+    label: str
+    expected: str
+    failure: PublishFailure
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    connect_timeout: float = 0.0
+    results: bool = False
