@@ -6,6 +6,10 @@ plots included). The JSON format is versioned by ``SCHEMA_VERSION`` and describe
 
 * 1 -- first version: context, results (latency and throughput rows), fidelity, warnings, reliability.
   Compatible addition: ``context.broker_server`` (the broker server's version; optional, may be null).
+* 2 -- a latency row's ``p999`` is null below 1,000 samples (it was the maximum there); ``fidelity``
+  gains ``timing_overhead_interval`` / ``timing_overhead_floor_interval`` (bootstrap interval of the
+  median pair difference), ``overhead_pairs`` and ``overhead_confidence``; ``producer_capacity`` is the
+  one-thread producer (the open-loop generator's), no longer the best of the producer modes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 from bench import stats
 from bench.scenarios import Result, Run
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the JSON report format; bumped on any incompatible change (see the module docstring)."""
 
 PROSE_FIELDS = ("expected", "note")
@@ -45,10 +49,11 @@ RELIABILITY_FIELDS = (
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _INT = {"type": "integer", "minimum": 0}
+_INTERVAL = {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2}
 
 JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://celery-bench.invalid/report-v1.json",
+    "$id": "https://celery-bench.invalid/report-v2.json",
     "title": "celery-bench report",
     "type": "object",
     "required": [
@@ -115,7 +120,11 @@ JSON_SCHEMA: dict[str, Any] = {
                 "if": {"properties": {"kind": {"const": "latency"}}},
                 "then": {
                     "required": ["stdev", "iqr", "mad", "p50", "p90", "p99", "p999", "hdr"],
-                    "properties": {"unit": {"enum": ["s", "ms", "us", "ns"]}, "hdr": {"type": "string"}},
+                    "properties": {
+                        "unit": {"enum": ["s", "ms", "us", "ns"]},
+                        "hdr": {"type": "string"},
+                        "p999": {**_NUM_OR_NULL, "description": "null below 1,000 samples (it is the max)"},
+                    },
                 },
                 "else": {"properties": {"unit": {"const": "tasks/s"}}},
             },
@@ -123,13 +132,19 @@ JSON_SCHEMA: dict[str, Any] = {
         "fidelity": {
             "type": "object",
             "required": [
-                "timing_overhead", "timing_overhead_floor", "overhead_calls", "producer_capacity",
-                "producer_mode", "slowest_pool", "slowest_drain", "capacity_ratio", "generator_lag_max_s",
+                "timing_overhead", "timing_overhead_interval", "timing_overhead_floor",
+                "timing_overhead_floor_interval", "overhead_calls", "overhead_pairs", "overhead_confidence",
+                "producer_capacity", "producer_mode", "slowest_pool", "slowest_drain", "capacity_ratio",
+                "generator_lag_max_s",
             ],
             "properties": {
                 "timing_overhead": _NUM,
+                "timing_overhead_interval": _INTERVAL,
                 "timing_overhead_floor": _NUM,
+                "timing_overhead_floor_interval": _INTERVAL,
                 "overhead_calls": _INT,
+                "overhead_pairs": _INT,
+                "overhead_confidence": _NUM,
                 "producer_capacity": _NUM_OR_NULL,
                 "producer_mode": {"type": ["string", "null"]},
                 "slowest_pool": {"type": ["string", "null"]},
@@ -207,7 +222,9 @@ def to_json(run: Run) -> dict[str, Any]:
         "context": dict(run.context),
         "duration_s": run.duration_s,
         "results": [_row(r) for r in run.results],
-        "fidelity": dataclasses.asdict(run.fidelity),
+        "fidelity": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(run.fidelity).items()
+        },
         "warnings": list(run.warnings),
         "errors": list(run.errors),
         "reliability": None if run.reliability is None else [record_dict(r) for r in run.reliability],
@@ -279,16 +296,24 @@ def table(run: Run) -> str:
     return grid(TABLE_HEADERS, rows)
 
 
+def _interval(median: float, interval: Sequence[float]) -> str:
+    return f"{median:+.2%} [{interval[0]:+.2%} .. {interval[1]:+.2%}]"
+
+
 def fidelity_lines(run: Run) -> list[str]:
     f = run.fidelity
+    call = _interval(f.timing_overhead, f.timing_overhead_interval)
+    floor = _interval(f.timing_overhead_floor, f.timing_overhead_floor_interval)
     lines = [
-        f"harness timing vs a bare loop ({f.overhead_calls} calls each): "
-        f"apply_async {f.timing_overhead:+.2%}, LPUSH floor {f.timing_overhead_floor:+.2%}",
+        f"per-call timing vs a bare loop, median of {f.overhead_pairs} block pairs "
+        f"[{f.overhead_confidence:.0%} interval]: apply_async {call}, LPUSH floor {floor}; bounds the "
+        "per-call clock reads only, not the result collector thread, the polling loops or the worker",
     ]
     if f.capacity_ratio is not None:
         lines.append(
-            f"producer capacity {number(f.producer_capacity)} tasks/s ({f.producer_mode}) = "
-            f"{f.capacity_ratio:.1f}x the slowest drain ({f.slowest_pool}, {number(f.slowest_drain)} tasks/s)"
+            f"open-loop generator capacity {number(f.producer_capacity)} tasks/s ({f.producer_mode}, as the "
+            f"generator sends) = {f.capacity_ratio:.1f}x the slowest drain ({f.slowest_pool}, "
+            f"{number(f.slowest_drain)} tasks/s)"
         )
     if f.generator_lag_max_s is not None:
         lines.append(f"open-loop generator: at most {f.generator_lag_max_s * 1e3:.1f} ms behind schedule")

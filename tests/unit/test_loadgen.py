@@ -141,6 +141,8 @@ def test_timing_overhead_is_zero_when_timing_costs_nothing():
     assert overhead.calls == 30
     assert overhead.harness_mean_s == pytest.approx(0.002) and overhead.bare_mean_s == pytest.approx(0.002)
     assert overhead.ratio == pytest.approx(0.0)
+    assert overhead.difference.pairs == 3
+    assert overhead.difference.low == pytest.approx(0.0) and overhead.difference.high == pytest.approx(0.0)
 
 
 def test_timing_overhead_sees_a_clock_that_costs_time():
@@ -158,6 +160,7 @@ def test_timing_overhead_sees_a_clock_that_costs_time():
     assert overhead.harness_mean_s == pytest.approx(0.011)
     assert overhead.bare_mean_s == pytest.approx(0.010 + 0.001 / 100)
     assert overhead.ratio == pytest.approx(0.011 / 0.01001 - 1)
+    assert overhead.difference.low == pytest.approx(overhead.ratio)  # one pair: a point, no spread
 
 
 def test_throughput_threads_counts_every_call():
