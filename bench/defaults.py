@@ -53,6 +53,20 @@ RUN_MARKER_ENV = "CELERY_BENCH_RUN"
 
 The leak checks look for processes that carry it."""
 
+TEST_TASK_DELAY_ENV = "CELERY_BENCH_TEST_TASK_DELAY_S"
+"""Test-only: seconds ``tasks.load.noop`` and ``tasks.load.stamp`` sleep before their body when a worker's
+environment sets it. ``tests/benchmarks/test_gate.py`` sets it on a nested benchmark run to slow the worker
+on purpose and prove the regression gate fails; nothing else sets it, and unset (or empty) it costs one
+dict lookup at import."""
+
+GATE_RUN_TIMEOUT = 900.0
+"""Seconds one nested benchmark session of the gate's proof (``tests/benchmarks/test_gate.py``: a private
+Redis, a worker, the enqueue, producer, drain and open-loop benchmarks of one pool) may take; ~1-2 min on a
+busy 2-core machine."""
+
+GATE_POLL = 0.5
+"""Seconds between two checks of whether a nested benchmark session has exited."""
+
 # -- fault scenarios (bench/faults) ------------------------------------------------------------------
 FAULT_DRAIN_TIMEOUT = 240.0
 """Seconds the no-fault load (10,000 tasks) may take to execute (a busy 2-core machine manages ~1,000/s)."""

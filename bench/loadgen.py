@@ -594,3 +594,16 @@ def drain_rate(outcomes: dict[str, Outcome]) -> tuple[int, float]:
     if len(seen) < 2:
         return 0, 0.0
     return len(seen) - 1, seen[-1] - seen[0]
+
+
+def drain_span(outcomes: dict[str, Outcome]) -> float:
+    """Seconds from the first task's start on the worker to the last result seen: the drain alone.
+
+    The outcomes are of ``stamp`` tasks (their result is the ``time.time()`` at which each started), so
+    neither the control command that switched the worker onto the queue nor the polling that waited
+    for the results is in it. Raises :class:`stats.NoSamplesError` without a successful stamp.
+    """
+    done = [o for o in outcomes.values() if o.status == "SUCCESS" and isinstance(o.result, int | float)]
+    if not done:
+        raise stats.NoSamplesError(f"drain span of no successful stamp task ({len(outcomes)} outcomes)")
+    return max(o.seen for o in done) - min(float(o.result) for o in done)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from bench import loadgen
+from bench import loadgen, stats
 
 
 class FakeClock:
@@ -216,6 +216,17 @@ def test_drain_rate_spans_first_to_last_completion():
     }
     assert loadgen.drain_rate(outcomes) == (3, 4.0)
     assert loadgen.drain_rate({"x": loadgen.Outcome("x", 1.0, "SUCCESS", None)}) == (0, 0.0)
+
+
+def test_drain_span_runs_from_the_first_start_stamp_to_the_last_result():
+    outcomes = {
+        "a": loadgen.Outcome("a", 10.4, "SUCCESS", 10.1),
+        "b": loadgen.Outcome("b", 10.9, "SUCCESS", 10.6),
+        "c": loadgen.Outcome("c", 12.0, "FAILURE", {"exc_type": "X"}),  # no stamp: not counted
+    }
+    assert loadgen.drain_span(outcomes) == pytest.approx(0.8)  # 10.9 - 10.1, not from 10.4 (a's result)
+    with pytest.raises(stats.NoSamplesError, match="no successful stamp"):
+        loadgen.drain_span({"c": outcomes["c"]})
 
 
 def test_task_ids_share_the_prefix_and_are_unique():
