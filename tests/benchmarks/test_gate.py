@@ -102,6 +102,7 @@ def _compare(tmp: Path, name: str, *, slowdown: float | None = None) -> Session:
 
 
 @pytest.mark.pools(GATE_POOL)
+@pytest.mark.timeout((UNCHANGED_RUNS + 2) * defaults.GATE_RUN_TIMEOUT)  # the suite's 600 s is per session
 def test_the_gate_fails_a_slowed_worker_and_passes_unchanged_runs(benchmark, pool, tmp_path, capsys):
     tmp = tmp_path / f"gate-{uuid.uuid4().hex[:6]}"
     baseline = _session(tmp, "baseline", ["--benchmark-save=baseline"])
