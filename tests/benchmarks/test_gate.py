@@ -115,8 +115,8 @@ def test_the_gate_fails_a_slowed_worker_and_passes_unchanged_runs(benchmark, poo
         with capsys.disabled():
             print(f"\ngate proof: unchanged run {i}: median / baseline {_ratios(ratios)}")
         assert unchanged.returncode == 0 and not unchanged.regressed, (
-            f"unchanged run {i} of {UNCHANGED_RUNS} failed the gate {GATE}: {unchanged.regressed}\n"
-            f"{_tail(unchanged)}"
+            f"unchanged run {i} of {UNCHANGED_RUNS} failed the gate {GATE}: {unchanged.regressed}; "
+            f"median / baseline {_ratios(ratios)}\n{_tail(unchanged)}"
         )
 
     slowed = _compare(tmp, "slowed", slowdown=SLOWDOWN_S)
@@ -129,4 +129,6 @@ def test_the_gate_fails_a_slowed_worker_and_passes_unchanged_runs(benchmark, poo
 
 
 def _ratios(ratios: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.2f}x" for k, v in sorted(ratios.items()))
+    """Each benchmark's median over the baseline's, and the machine's load (the gate's usual confounder)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return ", ".join(f"{k} {v:.2f}x" for k, v in sorted(ratios.items())) + f" (1-min load average {load:.1f})"
