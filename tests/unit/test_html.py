@@ -256,11 +256,11 @@ def page_file(tmp_path_factory) -> Path:
 def test_chromium_renders_every_table_with_its_rows(page_file, tmp_path):
     found = tables(rendered_dom(page_file, "", tmp_path))
     counts = {name: (len(t.headers), len(t.bodies)) for name, t in found.items()}
-    assert counts == {
-        "enqueue-latency-us": (10, 2),
+    assert counts == {  # no p99.9 column: no figure of the sample run has 1,000 samples
+        "enqueue-latency-us": (9, 2),
         "producer-throughput-tasks-per-s": (7, 1),
         "drain-throughput-tasks-per-s": (9, 3),
-        "e2e-latency-ms": (10, 1),
+        "e2e-latency-ms": (9, 1),
         "reliability-table": (9, 4),
     }
     verdicts = {
