@@ -85,6 +85,20 @@ OWNER_MARKER_ENV = "CELERY_BENCH_OWNER"
 started it. The next run's stale cleanup (``bench/stale.py``) removes a child only if that process is
 gone; a child of a live run (another harness running beside it) is never touched."""
 
+TEST_TASK_DELAY_ENV = "CELERY_BENCH_TEST_TASK_DELAY_S"
+"""Test-only: seconds ``bench.probes.noop`` and ``bench.probes.stamp`` sleep before their body when a worker's
+environment sets it. ``tests/benchmarks/test_gate.py`` sets it on a nested benchmark run to slow the worker
+on purpose and prove the regression gate fails; nothing else sets it, and unset (or empty) it costs one
+dict lookup at import."""
+
+GATE_RUN_TIMEOUT = 900.0
+"""Seconds one nested benchmark session of the gate's proof (``tests/benchmarks/test_gate.py``: a private
+Redis, a worker, the enqueue, producer, drain and open-loop benchmarks of one pool) may take; ~1-2 min on a
+busy 2-core machine."""
+
+GATE_POLL = 0.5
+"""Seconds between two checks of whether a nested benchmark session has exited."""
+
 OWNER_FILE = ".bench-owner"
 """File written into every ``celery-bench-*`` temp dir: the run id and owner of the run that made it."""
 

@@ -18,7 +18,6 @@ import json
 import multiprocessing
 import os
 import queue as queue_module
-import statistics
 import threading
 import time
 import uuid
@@ -29,7 +28,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from bench import procs
+from bench import procs, stats
 from bench.client import client_app
 
 NOOP = "bench.probes.noop"
@@ -230,13 +229,24 @@ def measure_interleaved(
 
 @dataclass(frozen=True)
 class Overhead:
-    """The harness's per-call timing vs a bare loop around the same call, interleaved in one run."""
+    """The harness's per-call timing vs a bare loop around the same call, interleaved in one run.
+
+    What it bounds: the cost of reading the clock around each call in the producer's own loop (two
+    ``perf_counter`` reads, ~0.1 us, against calls of 60-600 us). Block-to-block noise on a shared machine
+    is far larger than that cost, so the figure is an interval, not a measurement: ``difference.low`` ..
+    ``difference.high`` is what the data rule out beyond. It does not cover the result collector thread
+    (which competes for the GIL while the open loop and the drains run), the polling loops, or the worker.
+    """
 
     calls: int
     harness_mean_s: float
     bare_mean_s: float
-    ratio: float
-    """Median over block pairs of (harness mean / bare mean) - 1: 0.01 = the harness reports 1% more."""
+    difference: stats.PairedDifference
+    """Median over block pairs of (harness block / bare block) - 1, with its bootstrap interval."""
+
+    @property
+    def ratio(self) -> float:
+        return self.difference.median
 
 
 def timing_overhead(
@@ -251,9 +261,8 @@ def timing_overhead(
     The order alternates (ABBA) so a drift in machine speed cancels out, and the median of the pair
     ratios ignores a pair that a burst of load on a shared machine hit.
     """
-    harness = 0.0
-    bare = 0.0
-    ratios = []
+    harness: list[float] = []
+    bare: list[float] = []
     for i in range(blocks):
         if i % 2:
             b = bare_loop(call, n=per_block, clock=clock)
@@ -261,15 +270,14 @@ def timing_overhead(
         else:
             h = sum(sample_calls(call, n=per_block, clock=clock))
             b = bare_loop(call, n=per_block, clock=clock)
-        harness += h
-        bare += b
-        ratios.append(h / b - 1.0)
+        harness.append(h)
+        bare.append(b)
     calls = blocks * per_block
     return Overhead(
         calls=calls,
-        harness_mean_s=harness / calls,
-        bare_mean_s=bare / calls,
-        ratio=statistics.median(ratios),
+        harness_mean_s=sum(harness) / calls,
+        bare_mean_s=sum(bare) / calls,
+        difference=stats.paired_difference(harness, bare),
     )
 
 
@@ -603,3 +611,16 @@ def drain_rate(outcomes: dict[str, Outcome]) -> tuple[int, float]:
     if len(seen) < 2:
         return 0, 0.0
     return len(seen) - 1, seen[-1] - seen[0]
+
+
+def drain_span(outcomes: dict[str, Outcome]) -> float:
+    """Seconds from the first task's start on the worker to the last result seen: the drain alone.
+
+    The outcomes are of ``stamp`` tasks (their result is the ``time.time()`` at which each started), so
+    neither the control command that switched the worker onto the queue nor the polling that waited
+    for the results is in it. Raises :class:`stats.NoSamplesError` without a successful stamp.
+    """
+    done = [o for o in outcomes.values() if o.status == "SUCCESS" and isinstance(o.result, int | float)]
+    if not done:
+        raise stats.NoSamplesError(f"drain span of no successful stamp task ({len(outcomes)} outcomes)")
+    return max(o.seen for o in done) - min(float(o.result) for o in done)

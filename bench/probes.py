@@ -23,18 +23,29 @@ from typing import Any
 import redis
 from celery import Task, shared_task
 
-from bench import ledger
+from bench import defaults, ledger
+
+_TEST_DELAY_S = float(os.environ.get(defaults.TEST_TASK_DELAY_ENV) or 0.0)
+"""Test-only (``bench.defaults.TEST_TASK_DELAY_ENV``): a regression on purpose, so that the benchmark gate's
+proof (``tests/benchmarks/test_gate.py``) can show the gate fails on a slower worker. 0 in every other run."""
+
+
+def _test_delay() -> None:
+    if _TEST_DELAY_S > 0:
+        time.sleep(_TEST_DELAY_S)
 
 
 @shared_task(name="bench.probes.noop", ignore_result=False)
 def noop(*args: Any, **kwargs: Any) -> None:
     """Do nothing: what is left is Celery's own cost per task (receive, execute, store the result)."""
+    _test_delay()
     return None
 
 
 @shared_task(name="bench.probes.stamp", ignore_result=False)
 def stamp(*args: Any, **kwargs: Any) -> float:
     """The wall-clock time at which the body started on the worker (same host as the producer)."""
+    _test_delay()
     return time.time()
 
 

@@ -12,6 +12,10 @@ plots included). The JSON format is versioned by ``SCHEMA_VERSION`` and describe
   a version-1 report: every row measured the seed app with no settings, i.e.
   ``config = {"app": "tasks", "pool": row.pool, "concurrency": row.concurrency, "settings": {},
   "producer_settings": <the seed's JSON serializer settings>}`` (``migrate_v1`` does it).
+  The same version also: a latency row's ``p999`` is null below 1,000 samples (it was the maximum there);
+  ``fidelity`` gains ``timing_overhead_interval`` / ``timing_overhead_floor_interval`` (bootstrap interval
+  of the median pair difference), ``overhead_pairs`` and ``overhead_confidence``; ``producer_capacity`` is
+  the one-thread producer (the open-loop generator's), no longer the best of the producer modes.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ _CONFIG = {
         "producer_settings": {"type": "object", "description": "the app's producer settings, then --set"},
     },
 }
+_INTERVAL = {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2}
 
 JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -138,7 +143,11 @@ JSON_SCHEMA: dict[str, Any] = {
                 "if": {"properties": {"kind": {"const": "latency"}}},
                 "then": {
                     "required": ["stdev", "iqr", "mad", "p50", "p90", "p99", "p999", "hdr"],
-                    "properties": {"unit": {"enum": ["s", "ms", "us", "ns"]}, "hdr": {"type": "string"}},
+                    "properties": {
+                        "unit": {"enum": ["s", "ms", "us", "ns"]},
+                        "hdr": {"type": "string"},
+                        "p999": {**_NUM_OR_NULL, "description": "null below 1,000 samples (it is the max)"},
+                    },
                 },
                 "else": {"properties": {"unit": {"const": "tasks/s"}}},
             },
@@ -146,13 +155,19 @@ JSON_SCHEMA: dict[str, Any] = {
         "fidelity": {
             "type": "object",
             "required": [
-                "timing_overhead", "timing_overhead_floor", "overhead_calls", "producer_capacity",
-                "producer_mode", "slowest_pool", "slowest_drain", "capacity_ratio", "generator_lag_max_s",
+                "timing_overhead", "timing_overhead_interval", "timing_overhead_floor",
+                "timing_overhead_floor_interval", "overhead_calls", "overhead_pairs", "overhead_confidence",
+                "producer_capacity", "producer_mode", "slowest_pool", "slowest_drain", "capacity_ratio",
+                "generator_lag_max_s",
             ],
             "properties": {
                 "timing_overhead": _NUM,
+                "timing_overhead_interval": _INTERVAL,
                 "timing_overhead_floor": _NUM,
+                "timing_overhead_floor_interval": _INTERVAL,
                 "overhead_calls": _INT,
+                "overhead_pairs": _INT,
+                "overhead_confidence": _NUM,
                 "producer_capacity": _NUM_OR_NULL,
                 "producer_mode": {"type": ["string", "null"]},
                 "slowest_pool": {"type": ["string", "null"]},
@@ -232,7 +247,9 @@ def to_json(run: Run) -> dict[str, Any]:
         "context": dict(run.context),
         "duration_s": run.duration_s,
         "results": [_row(r) for r in run.results],
-        "fidelity": dataclasses.asdict(run.fidelity),
+        "fidelity": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(run.fidelity).items()
+        },
         "warnings": list(run.warnings),
         "errors": list(run.errors),
         "reliability": _reliability_rows(run),
@@ -333,16 +350,24 @@ def table(run: Run) -> str:
     return grid(TABLE_HEADERS, rows)
 
 
+def _interval(median: float, interval: Sequence[float]) -> str:
+    return f"{median:+.2%} [{interval[0]:+.2%} .. {interval[1]:+.2%}]"
+
+
 def fidelity_lines(run: Run) -> list[str]:
     f = run.fidelity
+    call = _interval(f.timing_overhead, f.timing_overhead_interval)
+    floor = _interval(f.timing_overhead_floor, f.timing_overhead_floor_interval)
     lines = [
-        f"harness timing vs a bare loop ({f.overhead_calls} calls each): "
-        f"apply_async {f.timing_overhead:+.2%}, LPUSH floor {f.timing_overhead_floor:+.2%}",
+        f"per-call timing vs a bare loop, median of {f.overhead_pairs} block pairs "
+        f"[{f.overhead_confidence:.0%} interval]: apply_async {call}, LPUSH floor {floor}; bounds the "
+        "per-call clock reads only, not the result collector thread, the polling loops or the worker",
     ]
     if f.capacity_ratio is not None:
         lines.append(
-            f"producer capacity {number(f.producer_capacity)} tasks/s ({f.producer_mode}) = "
-            f"{f.capacity_ratio:.1f}x the slowest drain ({f.slowest_pool}, {number(f.slowest_drain)} tasks/s)"
+            f"open-loop generator capacity {number(f.producer_capacity)} tasks/s ({f.producer_mode}, as the "
+            f"generator sends) = {f.capacity_ratio:.1f}x the slowest drain ({f.slowest_pool}, "
+            f"{number(f.slowest_drain)} tasks/s)"
         )
     if f.generator_lag_max_s is not None:
         lines.append(f"open-loop generator: at most {f.generator_lag_max_s * 1e3:.1f} ms behind schedule")

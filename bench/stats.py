@@ -12,6 +12,7 @@ mean; the summary then carries a warning (a string) for the reporter to print. T
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,16 @@ HDR_HIGHEST_NS = 3_600 * 1_000_000_000
 
 HDR_DIGITS = 3
 """Significant decimal digits the HDR histogram keeps (relative error <= 0.1%)."""
+
+P999_MIN_SAMPLES = 1_000
+"""Fewest samples for which p99.9 is reported: below it the 99.9th percentile is the maximum (or an
+interpolation between the largest values), so the summary leaves it ``None`` and the max stands alone."""
+
+BOOTSTRAP_RESAMPLES = 2_000
+"""Resamples of the percentile bootstrap that puts an interval around a paired median."""
+
+CONFIDENCE = 0.95
+"""Coverage of the intervals this module reports."""
 
 UNIT_SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 """Seconds -> unit multipliers for latency summaries."""
@@ -54,7 +65,8 @@ class LatencySummary:
     p50: float
     p90: float
     p99: float
-    p999: float
+    p999: float | None
+    """``None`` with fewer than ``P999_MIN_SAMPLES`` samples (it would be the maximum)."""
     max: float
     round_medians: tuple[float, ...]
     cv_rounds: float | None
@@ -133,6 +145,52 @@ def ratio(value: float, reference: float) -> float | None:
     return None if reference == 0 else value / reference
 
 
+@dataclass(frozen=True)
+class PairedDifference:
+    """How much A exceeds B, as a fraction, from paired blocks (A_i, B_i) measured side by side.
+
+    ``median`` is the median over pairs of ``A_i / B_i - 1``; ``low``..``high`` its percentile-bootstrap
+    interval at ``confidence``. The data bound the difference to that interval and no tighter: a
+    difference smaller than the interval's width is not measured, only bounded.
+    """
+
+    pairs: int
+    median: float
+    low: float
+    high: float
+    confidence: float
+
+
+def paired_difference(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    confidence: float = CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    rng: random.Random | None = None,
+) -> PairedDifference:
+    """The median of ``a_i / b_i - 1`` with a percentile-bootstrap interval (pairs resampled whole).
+
+    ``rng`` defaults to a fixed seed, so the same blocks always give the same interval.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired blocks differ in number: {len(a)} vs {len(b)}")
+    ratios = [x / y - 1.0 for x, y in zip(a, b, strict=True) if y > 0]
+    if not ratios:
+        raise NoSamplesError("paired difference of no (positive) pairs")
+    draw = rng or random.Random(0)
+    n = len(ratios)
+    medians = sorted(statistics.median(draw.choices(ratios, k=n)) for _ in range(resamples))
+    tail = (1.0 - confidence) / 2
+    return PairedDifference(
+        pairs=n,
+        median=statistics.median(ratios),
+        low=quantile(medians, tail),
+        high=quantile(medians, 1.0 - tail),
+        confidence=confidence,
+    )
+
+
 # -- HDR histogram ---------------------------------------------------------------------------------
 def histogram(samples_s: Sequence[float]) -> HdrHistogram:
     """An HDR histogram of ``samples_s`` (seconds), recorded in integer nanoseconds."""
@@ -192,7 +250,7 @@ def summarize_latency(
         p50=hdr_percentile(hist, 50, unit=unit),
         p90=hdr_percentile(hist, 90, unit=unit),
         p99=hdr_percentile(hist, 99, unit=unit),
-        p999=hdr_percentile(hist, 99.9, unit=unit),
+        p999=hdr_percentile(hist, 99.9, unit=unit) if len(flat) >= P999_MIN_SAMPLES else None,
         max=max(flat),
         round_medians=medians,
         cv_rounds=coefficient_of_variation(medians),

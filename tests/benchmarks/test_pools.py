@@ -1,32 +1,46 @@
-"""Per pool: the drain rate of a pre-filled queue, and the open-loop end-to-end latency.
+"""Per pool: the drain time of a pre-filled queue, and the open-loop end-to-end latency.
 
-A pytest-benchmark round is one batch: the drain of ``DRAIN_TASKS`` queued no-op tasks (the queue is
-filled in the untimed setup), or one open-loop batch of ``E2E_TASKS`` arrivals at ``E2E_RATE``.
-``extra_info`` carries tasks/s or the per-task percentiles, with the pool and its concurrency.
+The **timed value** of each round (what ``--benchmark-compare-fail`` gates) is the figure itself, read
+through :data:`~tests.benchmarks.conftest.MEASURED` rather than the wall clock around the round:
+
+* ``test_drain[pool]``: seconds from the first task's start on the worker to the last result seen, for
+  ``DRAIN_TASKS`` queued ``stamp`` tasks (the queue is filled in the untimed setup). The control commands
+  that switch the worker onto the queue, and the polling that waits for the results, are outside it.
+* ``test_e2e_open_loop[pool]``: the round's median enqueue -> result-available latency, over one open-loop
+  batch of ``E2E_TASKS`` arrivals at ``E2E_RATE`` (the batch's wall time is the schedule, ~3 s, whatever
+  the worker does, so it cannot be the gated value).
+
+``extra_info`` carries the rest: tasks/s per round, and the per-task percentiles (p90, p99) that are not
+gated (p99 of 300 arrivals is the third-largest value: too noisy for a 25% gate on a shared machine).
 """
 
 from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from bench import loadgen, scenarios, stats
-from tests.benchmarks.conftest import latency_info
+from tests.benchmarks.conftest import MEASURED, latency_info
 
 DRAIN_TASKS = 500
-DRAIN_ROUNDS = 3
+DRAIN_ROUNDS = 5
 E2E_RATE = 100.0
 E2E_TASKS = 300
-E2E_ROUNDS = 3
+E2E_ROUNDS = 5
+
+pytestmark = pytest.mark.benchmark(timer=MEASURED)
 
 
 def test_drain(benchmark, pool, load_worker, control, producer, conn, bench_queue, versions, drained):
-    rounds: list[tuple[int, float]] = []
+    spans: list[float] = []
+    rates: list[tuple[int, float]] = []
     state: dict[str, loadgen.ResultCollector] = {}
 
     def fill():
         prefix = f"drain-{pool}-{uuid.uuid4().hex[:8]}-"
         for task_id in loadgen.task_ids(prefix, DRAIN_TASKS):
-            producer.send(loadgen.NOOP, task_id)
+            producer.send(loadgen.STAMP, task_id)
         state["collector"] = loadgen.ResultCollector(conn, prefix).start()
         return (), {}
 
@@ -37,17 +51,23 @@ def test_drain(benchmark, pool, load_worker, control, producer, conn, bench_queu
                 scenarios.wait_results(collector, DRAIN_TASKS, scenarios.DRAIN_TIMEOUT, f"{pool} drain")
         finally:
             collector.stop()
-        rounds.append(loadgen.drain_rate(collector.outcomes()))
+        outcomes = collector.outcomes()
+        spans.append(loadgen.drain_span(outcomes))
+        rates.append(loadgen.drain_rate(outcomes))
+        MEASURED.record(spans[-1])
 
     benchmark.pedantic(drain, setup=fill, rounds=DRAIN_ROUNDS, iterations=1)
-    summary = stats.summarize_throughput(rounds, what=f"drain {pool}")
+    summary = stats.summarize_throughput(rates, what=f"drain {pool}")
     benchmark.extra_info.update(
+        timed="seconds from the first task start to the last result (the drain alone)",
         unit=summary.unit, median_rate=summary.median, rates=list(summary.round_rates),
-        cv_rounds=summary.cv_rounds, tasks_per_round=DRAIN_TASKS, pool=pool,
+        drain_seconds=spans, cv_rounds=summary.cv_rounds, tasks_per_round=DRAIN_TASKS, pool=pool,
         concurrency=load_worker.concurrency,
     )  # fmt: skip
     benchmark.extra_info.update(versions)
     assert summary.samples == DRAIN_ROUNDS * (DRAIN_TASKS - 1)
+    # The gated value is the drain alone: what the benchmark timed is what the stamps say.
+    assert benchmark.stats.stats.data == pytest.approx(spans)
 
 
 def test_e2e_open_loop(benchmark, pool, load_worker, control, producer, conn, bench_queue, versions, drained):
@@ -70,6 +90,7 @@ def test_e2e_open_loop(benchmark, pool, load_worker, control, producer, conn, be
         to_start.append(start)
         to_result.append(result)
         lags.append(loadgen.generator_lag(sent))
+        MEASURED.record(stats.quantile(result, 0.5))
 
     benchmark.pedantic(batch, rounds=E2E_ROUNDS, iterations=1)
     start = stats.summarize_latency(to_start, unit="ms", what=f"e2e.start {pool}")
@@ -79,8 +100,12 @@ def test_e2e_open_loop(benchmark, pool, load_worker, control, producer, conn, be
         | {f"result_{k}": v for k, v in latency_info(result).items()}
     )
     benchmark.extra_info.update(
+        timed="median enqueue -> result-available latency of the round's open-loop arrivals, seconds",
         rate=E2E_RATE, tasks_per_round=E2E_TASKS, generator_lag_max_s=max(lags), pool=pool,
         concurrency=load_worker.concurrency,
     )  # fmt: skip
     benchmark.extra_info.update(versions)
     assert result.median >= start.median
+    # The gated value is the latency: each round's timed value is that round's median, in seconds.
+    medians_s = [m / 1e3 for m in result.round_medians]
+    assert benchmark.stats.stats.data == pytest.approx(medians_s)

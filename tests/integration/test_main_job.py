@@ -80,7 +80,12 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
         assert any(
             line.startswith(scenario) and (pool is None or pool in line) for line in table.splitlines()
         )
-    assert "harness timing vs a bare loop" in table and "producer capacity" in table
+    assert "per-call timing vs a bare loop, median of" in table and "open-loop generator capacity" in table
+    assert doc["fidelity"]["producer_mode"] == "producer.1-thread"  # what the open-loop generator is
+    low, high = doc["fidelity"]["timing_overhead_interval"]
+    assert low <= doc["fidelity"]["timing_overhead"] <= high
+    # 500 open-loop samples per pool (--quick): below 1,000, p99.9 would be the max, so it is not given.
+    assert all(rows[(s, pool)]["p999"] is None for s in ("e2e.start", "e2e.result") for pool in pools)
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert "data:image/png;base64," in out.with_suffix(".html").read_text()
     progress = [line for line in done.stderr.splitlines() if line.startswith("[")]

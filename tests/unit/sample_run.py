@@ -27,8 +27,12 @@ def sample_run(*, reliability=None, warnings=(), errors=()) -> Run:
     )  # fmt: skip
     fidelity = Fidelity(
         timing_overhead=0.004,
+        timing_overhead_interval=(-0.006, 0.012),
         timing_overhead_floor=-0.01,
+        timing_overhead_floor_interval=(-0.02, 0.003),
         overhead_calls=600,
+        overhead_pairs=30,
+        overhead_confidence=0.95,
         producer_capacity=producer.median,
         producer_mode="producer.1-thread",
         slowest_pool="solo x1",

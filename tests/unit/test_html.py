@@ -132,9 +132,9 @@ def test_every_section_is_a_table_with_units_in_its_headers(page):
         "e2e-latency-ms", "reliability-table",
     }  # fmt: skip
     enqueue = found["enqueue-latency-us"]
+    # Six samples per figure: no p99.9 (below 1,000 samples it is the max), so no such column.
     assert enqueue.headers == [
-        "what", "n", "median (µs)", "IQR (µs)", "p90 (µs)", "p99 (µs)", "p99.9 (µs)", "max (µs)", "x floor",
-        "CV of rounds",
+        "what", "n", "median (µs)", "IQR (µs)", "p90 (µs)", "p99 (µs)", "max (µs)", "x floor", "CV of rounds",
     ]  # fmt: skip
     assert enqueue.column("what") == ["LPUSH (floor)", "delay()"]
     assert enqueue.column("x floor") == ["1.00", "10.00"]
@@ -143,6 +143,17 @@ def test_every_section_is_a_table_with_units_in_its_headers(page):
     assert drain.column("pool") == ["solo", "prefork", "threads"]
     # One round per open-loop figure: no spread across rounds, so no such column; no floor either.
     assert found["e2e-latency-ms"].headers[-1] == "max (ms)"
+
+
+def test_p999_shows_only_where_a_thousand_samples_back_it():
+    run = _run()
+    big = stats.summarize_latency([[i * 1e-6 for i in range(1, 1001)]], what="floor")
+    results = (dataclasses.replace(run.results[0], latency=big), *run.results[1:])
+    enqueue = tables(dom(html.page(dataclasses.replace(run, results=results), figure=_fake_png)))[
+        "enqueue-latency-us"
+    ]
+    assert enqueue.column("n") == ["1,000", "6"]
+    assert enqueue.column("p99.9 (µs)") == ["999", "-"]
 
 
 def test_notes_and_warnings_are_in_place_under_their_row(page):
@@ -245,11 +256,11 @@ def page_file(tmp_path_factory) -> Path:
 def test_chromium_renders_every_table_with_its_rows(page_file, tmp_path):
     found = tables(rendered_dom(page_file, "", tmp_path))
     counts = {name: (len(t.headers), len(t.bodies)) for name, t in found.items()}
-    assert counts == {
-        "enqueue-latency-us": (10, 2),
+    assert counts == {  # no p99.9 column: no figure of the sample run has 1,000 samples
+        "enqueue-latency-us": (9, 2),
         "producer-throughput-tasks-per-s": (7, 1),
         "drain-throughput-tasks-per-s": (9, 3),
-        "e2e-latency-ms": (10, 1),
+        "e2e-latency-ms": (9, 1),
         "reliability-table": (9, 4),
     }
     verdicts = {

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from bench import loadgen
+from bench import loadgen, stats
 
 
 class FakeClock:
@@ -141,6 +141,8 @@ def test_timing_overhead_is_zero_when_timing_costs_nothing():
     assert overhead.calls == 30
     assert overhead.harness_mean_s == pytest.approx(0.002) and overhead.bare_mean_s == pytest.approx(0.002)
     assert overhead.ratio == pytest.approx(0.0)
+    assert overhead.difference.pairs == 3
+    assert overhead.difference.low == pytest.approx(0.0) and overhead.difference.high == pytest.approx(0.0)
 
 
 def test_timing_overhead_sees_a_clock_that_costs_time():
@@ -158,6 +160,7 @@ def test_timing_overhead_sees_a_clock_that_costs_time():
     assert overhead.harness_mean_s == pytest.approx(0.011)
     assert overhead.bare_mean_s == pytest.approx(0.010 + 0.001 / 100)
     assert overhead.ratio == pytest.approx(0.011 / 0.01001 - 1)
+    assert overhead.difference.low == pytest.approx(overhead.ratio)  # one pair: a point, no spread
 
 
 def test_throughput_threads_counts_every_call():
@@ -213,6 +216,17 @@ def test_drain_rate_spans_first_to_last_completion():
     }
     assert loadgen.drain_rate(outcomes) == (3, 4.0)
     assert loadgen.drain_rate({"x": loadgen.Outcome("x", 1.0, "SUCCESS", None)}) == (0, 0.0)
+
+
+def test_drain_span_runs_from_the_first_start_stamp_to_the_last_result():
+    outcomes = {
+        "a": loadgen.Outcome("a", 10.4, "SUCCESS", 10.1),
+        "b": loadgen.Outcome("b", 10.9, "SUCCESS", 10.6),
+        "c": loadgen.Outcome("c", 12.0, "FAILURE", {"exc_type": "X"}),  # no stamp: not counted
+    }
+    assert loadgen.drain_span(outcomes) == pytest.approx(0.8)  # 10.9 - 10.1, not from 10.4 (a's result)
+    with pytest.raises(stats.NoSamplesError, match="no successful stamp"):
+        loadgen.drain_span({"c": outcomes["c"]})
 
 
 def test_task_ids_share_the_prefix_and_are_unique():

@@ -70,6 +70,7 @@ def test_skipped_reliability_is_null():
         lambda d: d["results"][0].pop("p99"),
         lambda d: d["results"][2].update(unit="us"),
         lambda d: d["fidelity"].pop("capacity_ratio"),
+        lambda d: d["fidelity"].update(timing_overhead_interval=[0.01]),
         lambda d: d.pop("errors"),
         lambda d: d.update(reliability=[{"pool": "solo"}]),
         lambda d: d["reliability"][0].update(verdict="fine"),
@@ -77,7 +78,8 @@ def test_skipped_reliability_is_null():
     ids=[
         "wrong-version", "no-context", "password-in-broker-url", "broker-server-not-a-string", "no-results",
         "no-sample-count",
-        "zero-samples", "latency-without-p99", "throughput-in-us", "no-capacity-ratio", "no-errors-list",
+        "zero-samples", "latency-without-p99", "throughput-in-us", "no-capacity-ratio",
+        "overhead-interval-not-a-pair", "no-errors-list",
         "reliability-record-missing-fields", "unknown-verdict",
     ],
 )  # fmt: skip
@@ -86,6 +88,21 @@ def test_schema_rejects_broken_reports(breakage):
     breakage(doc)
     with pytest.raises(jsonschema.ValidationError):
         _validate(doc)
+
+
+def test_p999_is_null_and_blank_below_a_thousand_samples():
+    run = sample_run()  # six enqueue samples per figure
+    doc = report.to_json(run)
+    assert all(r["p999"] is None for r in doc["results"] if r["kind"] == "latency")
+    _validate(doc)
+    big = stats.summarize_latency([[i * 1e-6 for i in range(1, 1001)]], what="floor")
+    results = (dataclasses.replace(run.results[0], latency=big), *run.results[1:])
+    doc = report.to_json(dataclasses.replace(run, results=results))
+    assert doc["results"][0]["p999"] == pytest.approx(999, rel=2e-3) and doc["results"][1]["p999"] is None
+    _validate(doc)
+    lines = report.table(dataclasses.replace(run, results=results)).splitlines()
+    column = lines[0].split().index("p99.9")
+    assert lines[2].split()[column] == "999" and lines[3].split()[column] == "-"
 
 
 def test_table_has_one_row_per_result_with_units_and_floor_ratio():
@@ -102,8 +119,12 @@ def test_table_has_one_row_per_result_with_units_and_floor_ratio():
 
 def test_text_report_shows_fidelity_notes_warnings_and_reliability():
     out = report.text(sample_run(reliability=(RECORD,), warnings=("something is off",)))
-    assert "harness timing vs a bare loop (600 calls each): apply_async +0.40%" in out
-    assert "x the slowest drain (solo x1" in out
+    assert (
+        "per-call timing vs a bare loop, median of 30 block pairs [95% interval]: "
+        "apply_async +0.40% [-0.60% .. +1.20%], LPUSH floor -1.00% [-2.00% .. +0.30%]"
+    ) in out
+    assert "not the result collector thread, the polling loops or the worker" in out
+    assert "(producer.1-thread, as the generator sends) =" in out and "x the slowest drain (solo x1" in out
     assert "note: e2e.start solo x1: a note about solo" in out
     assert "WARNING: something is off" in out
     reliability = out.split("RELIABILITY\n", 1)[1].splitlines()

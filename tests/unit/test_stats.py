@@ -75,6 +75,41 @@ def test_latency_summary_of_known_samples():
     assert decoded.get_total_count() == 1000
 
 
+def test_p999_is_left_out_below_a_thousand_samples():
+    # With 999 samples the 99.9th percentile is the maximum: the summary does not pretend otherwise.
+    below = stats.summarize_latency([[i * 1e-6 for i in range(1, 1000)]], unit="us")
+    assert below.samples == 999 and below.p999 is None and below.max == pytest.approx(999.0)
+    at = stats.summarize_latency([[i * 1e-6 for i in range(1, 1001)]], unit="us")
+    assert at.p999 == pytest.approx(999, rel=2e-3)
+
+
+def test_paired_difference_brackets_a_known_shift():
+    # Every A block is 10% longer than its B block, give or take 2%: the interval holds 10% and is narrow.
+    b = [1.0 + 0.01 * (i % 7) for i in range(40)]
+    a = [x * (1.10 + 0.02 * ((-1) ** i)) for i, x in enumerate(b)]
+    d = stats.paired_difference(a, b)
+    assert d.pairs == 40 and d.confidence == stats.CONFIDENCE
+    assert d.low <= 0.10 <= d.high and d.low <= d.median <= d.high
+    assert d.high - d.low <= 0.04 + 1e-9
+    assert stats.paired_difference(a, b) == d  # a fixed seed: the same blocks, the same interval
+
+
+def test_paired_difference_interval_widens_with_noise_and_holds_zero():
+    # No true difference, +-20% noise between pairs: the median says little, the interval says so.
+    b = [1.0] * 30
+    a = [1.0 + 0.2 * ((-1) ** i) * (i % 5) / 4 for i in range(30)]
+    d = stats.paired_difference(a, b)
+    assert d.low < 0.0 < d.high or d.median == 0.0
+    assert d.high - d.low > 0.04  # wider than a 2% target on each side: the check cannot bound it
+
+
+def test_paired_difference_rejects_unpaired_or_empty_blocks():
+    with pytest.raises(ValueError, match="differ in number"):
+        stats.paired_difference([1.0, 2.0], [1.0])
+    with pytest.raises(stats.NoSamplesError):
+        stats.paired_difference([], [])
+
+
 def test_latency_summary_units():
     s = stats.summarize_latency([[0.002, 0.004, 0.006]], unit="ms")
     assert s.median == pytest.approx(4.0) and s.max == pytest.approx(6.0)
