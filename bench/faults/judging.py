@@ -119,6 +119,11 @@ def judge_worker_killed(obs: Observation[KillFacts]) -> Judgement:
         note += f"; {len(stuck)} still held unacknowledged: no restore sweep moved them back"
     if not obs.settled:
         note += f"; not settled within {FAULT_SETTLE_TIMEOUT:g}s"
+    elif obs.recovery_seconds is not None:
+        f = obs.facts
+        note += (f"; recovery {obs.recovery_seconds:.1f}s = {f.waited:.1f}s waiting out visibility_timeout + "
+                 f"{f.startup:.1f}s replacement start-up + "
+                 f"{obs.recovery_seconds - f.waited - f.startup:.1f}s running what it restored")  # fmt: skip
     return Judgement.of(worker_killed_as_documented(snap, lost_ids, twice, acks_late=acks_late), note)
 
 

@@ -149,6 +149,16 @@ def test_judge_worker_killed_uses_the_documented_verdict():
     row = faults.judge(stuck)
     assert row.verdict is faults.Verdict.DEVIATION
     assert "1 still held unacknowledged" in row.note and "not settled within" in row.note
+    assert "recovery" not in row.note  # not settled: no recovery to break down
+
+
+def test_worker_kill_recovery_names_its_fixed_parts():
+    snap = _snap(ids="abcd", held="bcd", started="ab", done="a")
+    facts = faults.KillFacts(snap, killed_wall=0.0, waited=2.25, startup=1.5)
+    starts = {"a": 1, "b": 2, "c": 1, "d": 1}
+    row = faults.judge(_observation(facts, ids="abcd", starts=starts, acks_late=True, recovery_seconds=4.0))
+    assert "recovery 4.0s = 2.2s waiting out visibility_timeout + 1.5s replacement start-up" in row.note
+    assert row.note.endswith("+ 0.2s running what it restored")
 
 
 def test_judge_warm_shutdown():
