@@ -43,6 +43,7 @@ from bench.faults.judging import (
     child_killed_as_documented,
     judge,
     lost_in_brpop,
+    queue_kept_past,
     worker_killed_as_documented,
 )
 from bench.faults.kombu_redis import unacked_ids
@@ -114,6 +115,7 @@ __all__ = [
     "judge",
     "kill_child",
     "lost_in_brpop",
+    "queue_kept_past",
     "no_faults",
     "observe",
     "pickle_task_message",

@@ -119,6 +119,11 @@ def judge_worker_killed(obs: Observation[KillFacts]) -> Judgement:
         note += f"; {len(stuck)} still held unacknowledged: no restore sweep moved them back"
     if not obs.settled:
         note += f"; not settled within {FAULT_SETTLE_TIMEOUT:g}s"
+    elif obs.recovery_seconds is not None:
+        f = obs.facts
+        note += (f"; recovery {obs.recovery_seconds:.1f}s = {f.waited:.1f}s waiting out visibility_timeout + "
+                 f"{f.startup:.1f}s replacement start-up + "
+                 f"{obs.recovery_seconds - f.waited - f.startup:.1f}s running what it restored")  # fmt: skip
     return Judgement.of(worker_killed_as_documented(snap, lost_ids, twice, acks_late=acks_late), note)
 
 
@@ -134,15 +139,28 @@ def judge_warm_shutdown(obs: Observation[WarmFacts]) -> Judgement:
 
 
 # -- 5 ---------------------------------------------------------------------------------------------------
+def queue_kept_past(obs: Observation[RestartFacts]) -> bool:
+    """Whether a message published before the restart *after* every lost one ran.
+
+    A queue is FIFO (LPUSH, BRPOP), so the worker pops in publish order: a later message that ran was
+    still queued when the earlier ones were popped, so Redis kept the queue across the restart and the
+    lost ids went in a pop. Redis losing queued data would take every later message with them. (A read
+    of the queue just before the stop cannot tell the two apart: the worker keeps popping until the stop
+    lands.)"""
+    order = obs.facts.before.ids
+    last_lost = max((order.index(i) for i in obs.lost_ids if i in order), default=-1)
+    return any(obs.executions.done.get(i, 0) for i in order[last_lost + 1 :])
+
+
 def lost_in_brpop(obs: Observation[RestartFacts]) -> bool:
     """kombu#1733's symptom after a restart: every lost id was published before it, never started,
-    and is neither queued nor held once the workers stopped. (The worker keeps popping between a read
-    of the queue and the stop, so that read, ``queued_at_stop``, cannot tell this from Redis losing
-    queued data.)"""
+    neither queued nor held once the workers stopped, and a message published after them ran
+    (:func:`queue_kept_past`)."""
     lost = obs.lost_ids
     return (
         bool(lost) and lost <= set(obs.facts.before.ids) and obs.queued_after == 0
         and not any(obs.starts(i) for i in lost) and not lost & obs.held_after
+        and queue_kept_past(obs)
     )  # fmt: skip
 
 

@@ -144,11 +144,15 @@ class KillSnapshot:
 @dataclass(frozen=True)
 class KillFacts:
     """A killed worker: the snapshot at the kill, and what was still held from before it at the end
-    (``stuck``: no restore sweep moved it back)."""
+    (``stuck``: no restore sweep moved it back). ``waited``: seconds from the kill until the replacement
+    was started (the scenario waits out ``visibility_timeout`` first); ``startup``: seconds until the
+    replacement answered a ping. Both are part of the observation's ``recovery_seconds``."""
 
     snapshot: KillSnapshot
     killed_wall: float
     stuck: frozenset[str] = frozenset()
+    waited: float = 0.0
+    startup: float = 0.0
 
 
 @dataclass(frozen=True)

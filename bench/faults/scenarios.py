@@ -169,12 +169,13 @@ def _kill_worker(run: Run, count: int) -> KillFacts:
     before the body), SIGKILL the worker; past the visibility timeout, start a replacement."""
     published = run.enqueue(TASK_WORK, (run.run, TASK_SECONDS), count=count)
     run.wait_under_way(need_ack=not run.settings.acks_late and run.pool not in ACKS_AFTER_THE_BODY)
-    run.mark_fault()
+    killed_at = run.mark_fault()
     killed_wall = run.wall()
     snapshot = kill_and_snapshot(run, published.ids)
     run.wait_past_visibility(killed_wall)
+    spawned = run.clock()
     run.worker()
-    return KillFacts(snapshot, killed_wall)
+    return KillFacts(snapshot, killed_wall, waited=spawned - killed_at, startup=run.clock() - spawned)
 
 
 def kill_and_snapshot(run: Run, ids: Sequence[str]) -> KillSnapshot:

@@ -43,7 +43,6 @@ def test_no_faults_under_load(pool, fault_broker, no_leaks):
     assert obs.settled, _note(obs)
     assert tally.enqueued == faults.LOAD_TASKS and tally.publish_errors == 0
     assert (tally.lost, tally.duplicated, tally.unexpected) == (0, 0, 0), tally
-    assert tally.executed_once == faults.LOAD_TASKS
     assert obs.queued_after == 0
     assert faults.judge(obs).verdict is Verdict.OK
 
@@ -101,7 +100,6 @@ def test_worker_killed_with_acks_late_loses_nothing(pool, fault_broker, no_leaks
         pytest.xfail(f"{BRPOP_AT_KILL}; lost {len(obs.lost_ids)} here")
     assert tally.lost == 0, _note(obs)
     assert snap.interrupted <= obs.twice, "every interrupted task must run again"
-    assert tally.duplicated == len(obs.twice)
     # Only what the broker still held may run again: the interrupted tasks, and completed ones whose late
     # ack had not reached Redis at the kill (at most the worker's prefetch window).
     assert obs.twice <= snap.held, _note(obs)
@@ -193,11 +191,15 @@ def test_broker_restart_loses_no_acknowledged_publish(pool, restart_run):
     tally = obs.tally
     assert tally.unexpected == 0, _note(obs)
     lost, before = obs.lost_ids, frozenset(obs.facts.before.ids)
-    assert len(lost) == tally.lost
     # Whatever happens, only messages in the queue at the restart can go: each popped by a BRPOP
-    # answered as the connection broke. The worker reserves at most prefetch x concurrency of them.
+    # answered as the connection broke. kombu's QoS issues a BRPOP only while the worker holds fewer
+    # unacknowledged messages than prefetch x concurrency, so the pops in flight never exceed that.
     assert lost <= before, f"lost ids published after the restart: {sorted(lost - before)}"
     assert len(lost) <= obs.reserve_window, _note(obs)
+    # A queue is FIFO (LPUSH, BRPOP): a message published after a lost one that still ran proves Redis
+    # kept the queue across the restart, i.e. the loss is a pop's, not Redis losing queued data.
+    if lost and not faults.queue_kept_past(obs):
+        pytest.fail(f"no message published after the lost ones ran: did Redis lose the queue? {_note(obs)}")
     if lost and faults.lost_in_brpop(obs):
         pytest.xfail(f"{BRPOP_LOSS}; lost {len(lost)} here")
     assert tally.lost == 0, _note(obs)

@@ -149,6 +149,16 @@ def test_judge_worker_killed_uses_the_documented_verdict():
     row = faults.judge(stuck)
     assert row.verdict is faults.Verdict.DEVIATION
     assert "1 still held unacknowledged" in row.note and "not settled within" in row.note
+    assert "recovery" not in row.note  # not settled: no recovery to break down
+
+
+def test_worker_kill_recovery_names_its_fixed_parts():
+    snap = _snap(ids="abcd", held="bcd", started="ab", done="a")
+    facts = faults.KillFacts(snap, killed_wall=0.0, waited=2.25, startup=1.5)
+    starts = {"a": 1, "b": 2, "c": 1, "d": 1}
+    row = faults.judge(_observation(facts, ids="abcd", starts=starts, acks_late=True, recovery_seconds=4.0))
+    assert "recovery 4.0s = 2.2s waiting out visibility_timeout + 1.5s replacement start-up" in row.note
+    assert row.note.endswith("+ 0.2s running what it restored")
 
 
 def test_judge_warm_shutdown():
@@ -167,16 +177,27 @@ def _restart_facts(before="ab", after="c"):
 
 
 def test_lost_in_brpop_only_for_ids_published_before_never_started_and_gone():
-    facts = _restart_facts()
-    lost_b = _observation(facts, starts={"a": 1, "c": 1}, done={"a": 1, "c": 1})
+    facts = _restart_facts(before="abd")
+    ran = {"a": 1, "c": 1, "d": 1}
+    lost_b = _observation(facts, ids="abdc", starts=ran, done=ran)
     assert faults.lost_in_brpop(lost_b)
-    assert not faults.lost_in_brpop(_observation(facts))  # nothing lost
+    assert not faults.lost_in_brpop(_observation(facts, ids="abdc"))  # nothing lost
     assert not faults.lost_in_brpop(dataclasses.replace(lost_b, held_after=frozenset("b")))  # still held
     assert not faults.lost_in_brpop(dataclasses.replace(lost_b, queued_after=1))  # something still queued
-    started = _observation(facts, starts={"a": 1, "b": 1, "c": 1}, done={"a": 1, "c": 1})
+    started = _observation(facts, ids="abdc", starts={**ran, "b": 1}, done=ran)
     assert not faults.lost_in_brpop(started)  # it ran (and died): not a BRPOP loss
-    after = _observation(facts, starts={"a": 1, "b": 1}, done={"a": 1, "b": 1})
+    after = _observation(facts, ids="abdc", starts={"a": 1, "b": 1, "d": 1}, done={"a": 1, "b": 1, "d": 1})
     assert not faults.lost_in_brpop(after)  # c was published after the restart
+
+
+def test_a_loss_counts_as_brpop_only_if_a_later_message_survived_the_restart():
+    facts = _restart_facts(before="abd")
+    # b lost, d (published after b, before the restart) ran: Redis kept the queue; b went in a pop.
+    kept = _observation(facts, ids="abdc", starts={"a": 1, "c": 1, "d": 1}, done={"a": 1, "c": 1, "d": 1})
+    assert faults.queue_kept_past(kept) and faults.lost_in_brpop(kept)
+    # b and d lost, nothing published after them before the restart ran: Redis may have lost the queue.
+    tail = _observation(facts, ids="abdc", starts={"a": 1, "c": 1}, done={"a": 1, "c": 1})
+    assert not faults.queue_kept_past(tail) and not faults.lost_in_brpop(tail)
 
 
 def test_judge_broker_restart():
