@@ -72,3 +72,10 @@ FAULT_POLL = 0.05
 BROWSER_TIMEOUT = 60.0
 """Seconds headless Chromium has to load the HTML report and dump its rendered DOM
 (``tests/unit/test_html.py``); a cold start on a loaded 2-core machine takes a few seconds."""
+
+TEST_WORKERS = 2
+"""pytest-xdist workers the test suite runs on when no ``-n`` is given (``conftest.py``).
+
+Each is a session of its own with its own private Redis and pool workers. Most of the suite waits (worker
+starts, restore sweeps, drains) rather than computes, so two workers halve it on a 2-core machine;
+``-n 0`` (or ``-p no:xdist``) runs it serially, ``-n N`` on N workers."""
