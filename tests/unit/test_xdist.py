@@ -1,28 +1,21 @@
 """The suite on pytest-xdist: when the default run goes parallel, and how a worker's run id is told apart.
 
 Each xdist worker is a session of its own (a private Redis, pool workers of its own) whose run id is
-``<run id>.<worker id>``; ``tests/integration/test_cleanup.py`` runs the harness under xdist and checks
-that nothing of the run survives, found through the run id of the whole run.
+``<run id>.<worker id>``. ``tests/integration/test_parallel.py`` runs the README's command for real;
+``tests/integration/test_cleanup.py`` runs the harness under xdist and checks that nothing of the run
+survives, found through the run id of the whole run.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from bench import defaults
 from bench.procs import belongs_to_run
 from bench.pytest_plugin import runs_parallel_by_default
-from bench.worker import PROJECT_ROOT
-
-NESTED_TIMEOUT = 120.0
-"""Seconds a nested pytest run of one small unit-test file may take (two xdist workers start)."""
 
 
 @pytest.mark.parametrize(
@@ -81,24 +74,3 @@ def test_the_default_run_goes_parallel():
 )
 def test_the_user_s_choice_and_serial_only_runs_are_left_alone(config):
     assert not runs_parallel_by_default(config)
-
-
-def _nested(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BENCH_BROKER_URL"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit/test_stats.py", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=NESTED_TIMEOUT,
-    )
-
-
-def test_the_readme_command_runs_on_xdist_workers_and_n0_serially():
-    parallel = _nested()
-    assert parallel.returncode == 0, parallel.stdout[-2000:]
-    assert f"created: {defaults.TEST_WORKERS}/{defaults.TEST_WORKERS} workers" in parallel.stdout
-    serial = _nested("-n", "0")
-    assert serial.returncode == 0, serial.stdout[-2000:]
-    assert "workers" not in serial.stdout
