@@ -161,3 +161,10 @@ HOST_HEAL_TIMEOUT = 60.0
 
 HOST_FAULT_SETTLE_TIMEOUT = 90.0
 """Seconds after healing until nothing of the run is queued, unacknowledged, reserved or running."""
+
+TEST_WORKERS = 2
+"""pytest-xdist workers the test suite runs on when no ``-n`` is given (``conftest.py``).
+
+Each is a session of its own with its own private Redis and pool workers. Most of the suite waits (worker
+starts, restore sweeps, drains) rather than computes, so two workers halve it on a 2-core machine;
+``-n 0`` (or ``-p no:xdist``) runs it serially, ``-n N`` on N workers."""

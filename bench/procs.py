@@ -498,12 +498,19 @@ def wait_for(
         sleep(interval)
 
 
+def belongs_to_run(marker: str | None, run_id: str) -> bool:
+    """Whether a process's run marker is ``run_id`` or a part of it: a run split over pytest-xdist
+    workers gives each worker the run id ``<run_id>.<worker>`` (``bench.pytest_plugin.bench_run_id``)."""
+    return marker is not None and (marker == run_id or marker.startswith(f"{run_id}."))
+
+
 def harness_processes(run_id: str) -> list[psutil.Process]:
-    """Processes on this machine that carry ``run_id`` in their environment (leak checks)."""
+    """Processes on this machine that carry ``run_id`` (or a part of it) in their environment (leak
+    checks)."""
     found = []
     for proc in psutil.process_iter(["pid"]):
         try:
-            if proc.environ().get(defaults.RUN_MARKER_ENV) == run_id and _running(proc):
+            if belongs_to_run(proc.environ().get(defaults.RUN_MARKER_ENV), run_id) and _running(proc):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue

@@ -65,6 +65,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def runs_parallel_by_default(config: pytest.Config) -> bool:
+    """Whether this run gets ``defaults.TEST_WORKERS`` pytest-xdist workers though it asked for none.
+
+    Not where the user chose (``-n``, ``--dist``; ``-n 0`` is serial) or xdist is absent (``-p no:xdist``),
+    not in an xdist worker itself, not for ``--pdb``/``--trace``/``--collect-only``, not with
+    ``--broker-url`` (one broker cannot be shared by xdist workers, see ``pytest_configure``), and not
+    for benchmarks (pytest-benchmark disables itself under xdist)."""
+    option = config.option
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return False
+    if option.numprocesses is not None or option.dist != "no":
+        return False
+    if option.usepdb or option.trace or option.collectonly or option.broker_url:
+        return False
+    benchmarks = getattr(option, "benchmark_only", False) or not getattr(option, "benchmark_skip", True)
+    return not benchmarks
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Run on ``defaults.TEST_WORKERS`` pytest-xdist workers unless told otherwise (see above).
+
+    Set here, not as ``-n`` in ``addopts``, so that ``-p no:xdist`` still works (an ``-n`` would then be an
+    unknown option). Runs before xdist's own hook, which reads the option: both are ``tryfirst``, and
+    this plugin is registered after xdist (by the repository's ``conftest.py``)."""
+    if runs_parallel_by_default(config):
+        config.option.numprocesses = defaults.TEST_WORKERS
+        config.option.dist = "worksteal"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "pools(*names): run this test only on these pools")
     config.addinivalue_line("markers", "any_app: runs under any --app (not only the seed's tasks)")
@@ -79,6 +109,14 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except bench_config_module.ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+    if config.getoption("broker_url") and getattr(config.option, "numprocesses", None):
+        # Each xdist worker is a session with pool workers of its own: on one shared broker they would
+        # consume each other's tasks. A private broker per xdist worker is what keeps them apart.
+        raise pytest.UsageError(
+            "--broker-url cannot be shared by pytest-xdist workers (their pool workers would take each "
+            "other's tasks): add -n 0, or drop --broker-url to give each xdist worker a private Redis"
+        )
 
 
 SEED_WORKER_FIXTURES = ("pool_worker", "make_worker", "make_beat")
@@ -102,9 +140,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Mark this session's children with its run id and owner, and remove what killed runs left."""
-    procs.run_id()
-    if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: its controller cleaned up
+    worker = getattr(session.config, "workerinput", {}).get("workerid")
+    if worker:  # a pytest-xdist worker: a run id inside the controller's; its controller cleaned up
+        base = os.environ.get(defaults.RUN_MARKER_ENV) or uuid.uuid4().hex[:12]
+        os.environ[defaults.RUN_MARKER_ENV] = base if base.endswith(f".{worker}") else f"{base}.{worker}"
+        procs.run_id()
         return
+    procs.run_id()
     line = stale.summary(stale.clean())
     if line:
         capture = session.config.pluginmanager.getplugin("capturemanager")
@@ -145,7 +187,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def bench_run_id() -> str:
-    """This session's run id (children carry it in ``CELERY_BENCH_RUN`` for leak checks)."""
+    """This session's run id (children carry it in ``CELERY_BENCH_RUN`` for leak checks).
+
+    Under pytest-xdist each worker is a session of its own (its own broker and pool workers), and its
+    run id is ``<run id>.<worker id>`` (set in :func:`pytest_sessionstart`): a leak check inside one
+    worker sees only that worker's processes, while ``harness_processes(<run id>)`` from outside still
+    finds every worker's."""
     return procs.run_id()
 
 

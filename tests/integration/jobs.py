@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -10,6 +11,15 @@ from bench import defaults
 from bench.procs import harness_processes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def interruptible() -> None:
+    """``preexec_fn`` of a job the test will Ctrl-C: SIGINT back to its default in the child.
+
+    A shell starts a background job (``cmd &``, nohup) with SIGINT ignored, its children inherit that,
+    and Python installs no KeyboardInterrupt handler for a signal ignored at start-up: the test's Ctrl-C
+    would then do nothing. Restoring the default makes the test independent of how pytest was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def job_env(tmp_path: Path, label: str = "main-job") -> tuple[dict[str, str], str]:

@@ -20,6 +20,7 @@ import pytest
 from bench import defaults
 from bench.procs import harness_processes, reap_run, wait_for
 from bench.worker import PROJECT_ROOT
+from tests.integration.jobs import interruptible
 
 pytestmark = [
     pytest.mark.integration,
@@ -42,6 +43,7 @@ def _nested(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], str, P
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=interruptible,  # noqa: PLW1509 - only resets SIGINT (no locks, no threads)
     )
     return proc, run_id, tmp
 

@@ -19,7 +19,7 @@ import pytest
 from bench import report
 from bench.procs import harness_processes, reap_run, wait_for
 from bench.pytest_plugin import selected_pools
-from tests.integration.jobs import ROOT, job_env, leftovers
+from tests.integration.jobs import ROOT, interruptible, job_env, leftovers
 
 pytestmark = [
     pytest.mark.integration,
@@ -97,9 +97,10 @@ def test_ctrl_c_mid_run_reaps_everything_and_exits_130(tmp_path):
     env, run_id = job_env(tmp_path)
     argv = [sys.executable, "-m", "bench", "run", "--quick", "--no-reliability", "--pool", "solo",
             "--no-plots", "--json", str(tmp_path / "r.json")]  # fmt: skip
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen(  # noqa: PLW1509 - preexec_fn only resets SIGINT (no locks, no threads)
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=interruptible,
+    )  # fmt: skip
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
     reader.start()
