@@ -93,7 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(Docker with Compose v2), each killed, frozen and cut off from the broker, with and without "
         "acks_late; prints their reliability rows and removes the fleet",
     )  # fmt: skip
-    sizes = run.add_argument_group("sizes (override the --quick or full plan)")
+    add_size_arguments(run)
+    sub.add_parser("schema", help="print the JSON Schema of the report")
+    return parser
+
+
+def add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """The sizes that override the --quick or full plan."""
+    sizes = parser.add_argument_group("sizes (override the --quick or full plan)")
     sizes.add_argument("--samples", type=_positive(int), metavar="N", help="enqueue calls timed per round")
     sizes.add_argument("--rounds", type=_positive(int), metavar="N", help="enqueue rounds")
     sizes.add_argument(
@@ -106,8 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=_positive(float), metavar="PER_S", help="open-loop arrival rate (tasks/s)"
     )
     sizes.add_argument("--duration", type=_positive(float), metavar="S", help="open-loop duration (seconds)")
-    sub.add_parser("schema", help="print the JSON Schema of the report")
-    return parser
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

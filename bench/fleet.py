@@ -165,6 +165,44 @@ def _drain(
     return loadgen.drain_rate(collector.outcomes())
 
 
+@dataclass(frozen=True)
+class _Session:
+    """What one fleet measurement works with: its producer, Redis, control app and queue of its own."""
+
+    producer: loadgen.Client
+    conn: redis.Redis
+    control: celery.Celery
+    queue: str
+    run_id: str
+    sizes: Sizes
+
+    def drains(self, nodes: Sequence[str], tag: str) -> list[tuple[int, float]]:
+        """``sizes.drain_rounds`` drains of ``sizes.drain_tasks`` no-op tasks by ``nodes``."""
+        return [
+            _drain(self.producer, self.conn, self.control, nodes, self.queue, f"{self.run_id}-{tag}{r}-",
+                   self.sizes.drain_tasks)
+            for r in range(self.sizes.drain_rounds)
+        ]  # fmt: skip
+
+    def open_loop(self, nodes: Sequence[str]) -> tuple[list[float], list[float], list[str]]:
+        """The open-loop arrivals across ``nodes``: (enqueue -> start, enqueue -> result, missing ids)."""
+        prefix = f"{self.run_id}-e2e-"
+        ids = loadgen.task_ids(prefix, self.sizes.e2e_count)
+        generator = loadgen.OpenLoop(
+            lambda task_id: self.producer.send(loadgen.STAMP, task_id),
+            rate=self.sizes.e2e_rate,
+            count=len(ids),
+        )
+        with (
+            loadgen.ResultCollector(self.conn, prefix) as collector,
+            consuming(self.control, nodes, self.queue),
+        ):
+            sent = generator.run(ids)
+            wait_for(lambda: collector.finished(len(ids)), timeout=E2E_GRACE, what="open-loop results")
+        to_start, to_result, missing = loadgen.e2e_latencies(sent, collector.outcomes())
+        return list(to_start), list(to_result), list(missing)
+
+
 def measure(
     broker_url: str, *, sizes: Sizes = Sizes(), progress: Callable[[str], None] = lambda line: None
 ) -> FleetRun:
@@ -176,42 +214,26 @@ def measure(
     try:
         workers = discover(control)
         nodes = [w.node for w in workers]
-        progress(
-            f"fleet: {len(workers)} node(s) on {len({w.host for w in workers})} host(s): {', '.join(nodes)}"
-        )
+        hosts = sorted({w.host for w in workers})
+        progress(f"fleet: {len(workers)} node(s) on {len(hosts)} host(s): {', '.join(nodes)}")
         with loadgen.Client(broker_url, queue, backend=False) as producer:
-            rounds, before = [], probe_totals(control, nodes)
-            for r in range(sizes.drain_rounds):
-                progress(f"fleet: drain round {r + 1}/{sizes.drain_rounds}, all nodes")
-                rounds.append(
-                    _drain(producer, conn, control, nodes, queue, f"{run_id}-d{r}-", sizes.drain_tasks)
-                )
+            session = _Session(producer, conn, control, queue, run_id, sizes)
+            before = probe_totals(control, nodes)
+            progress(f"fleet: {sizes.drain_rounds} drain rounds, all nodes")
+            rounds = session.drains(nodes, "d")
             after = probe_totals(control, nodes)
-            spread = tuple((node, after[node] - before[node]) for node in nodes)
             per_host = []
-            for host in sorted({w.host for w in workers}):
-                mine = [w.node for w in workers if w.host == host]
+            for host in hosts:
                 progress(f"fleet: drain on {host} alone")
-                host_rounds = [
-                    _drain(producer, conn, control, mine, queue, f"{run_id}-h{host}-{r}-", sizes.drain_tasks)
-                    for r in range(sizes.drain_rounds)
-                ]
-                per_host.append((host, stats.summarize_throughput(host_rounds, what=f"drain on {host}")))
+                mine = session.drains([w.node for w in workers if w.host == host], f"h{host}-")
+                per_host.append((host, stats.summarize_throughput(mine, what=f"drain on {host}")))
             progress(f"fleet: open loop, {sizes.e2e_rate:g} tasks/s for {sizes.e2e_seconds:g}s, all nodes")
-            prefix = f"{run_id}-e2e-"
-            ids = loadgen.task_ids(prefix, sizes.e2e_count)
-            generator = loadgen.OpenLoop(
-                lambda task_id: producer.send(loadgen.STAMP, task_id), rate=sizes.e2e_rate, count=len(ids)
-            )
-            with loadgen.ResultCollector(conn, prefix) as collector, consuming(control, nodes, queue):
-                sent = generator.run(ids)
-                wait_for(lambda: collector.finished(len(ids)), timeout=E2E_GRACE, what="open-loop results")
-            to_start, to_result, missing = loadgen.e2e_latencies(sent, collector.outcomes())
+            to_start, to_result, missing = session.open_loop(nodes)
         return FleetRun(
             workers=workers,
             drain=stats.summarize_throughput(rounds, what="fleet drain"),
             drain_per_host=tuple(per_host),
-            spread=spread,
+            spread=tuple((node, after[node] - before[node]) for node in nodes),
             e2e_start=stats.summarize_latency([to_start], unit="ms", what="fleet e2e.start"),
             e2e_result=stats.summarize_latency([to_result], unit="ms", what="fleet e2e.result"),
             e2e_missing=len(missing),

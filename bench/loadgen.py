@@ -21,7 +21,7 @@ import queue as queue_module
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -374,18 +374,7 @@ def throughput_processes(
     try:
         for p in procs:
             p.start()
-        deadline = time.monotonic() + PROCESS_START_TIMEOUT
-        waiting = len(procs)
-        while waiting:
-            try:
-                ready.get(timeout=COLLECTOR_POLL)
-                waiting -= 1
-            except queue_module.Empty:
-                if any(p.exitcode is not None for p in procs) or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"producer processes did not get ready within {PROCESS_START_TIMEOUT:g}s"
-                        f"{_process_problems(procs, done)}"
-                    ) from None
+        _wait_ready(procs, ready, done)
         started = clock()
         go.set()
         sent = 0
@@ -394,23 +383,43 @@ def throughput_processes(
             if status != "ok":
                 raise RuntimeError(f"a producer process failed: {value}")
             sent += int(value)
-        elapsed = clock() - started
-        return sent, elapsed
+        return sent, clock() - started
     finally:
         go.set()
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            if p.pid is None:  # never started
-                continue
-            p.join(PROCESS_STOP_TIMEOUT)
-            if p.is_alive():
-                p.kill()
-                p.join(PROCESS_STOP_TIMEOUT)
+        _stop_processes(procs)
         for q in (ready, done):
             q.close()
             q.join_thread()
+
+
+def _wait_ready(procs: Sequence[Any], ready: Any, done: Any) -> None:
+    """Until every producer process said it is ready (bounded; a process that exits fails it at once)."""
+    deadline = time.monotonic() + PROCESS_START_TIMEOUT
+    waiting = len(procs)
+    while waiting:
+        try:
+            ready.get(timeout=COLLECTOR_POLL)
+            waiting -= 1
+        except queue_module.Empty:
+            if any(p.exitcode is not None for p in procs) or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"producer processes did not get ready within {PROCESS_START_TIMEOUT:g}s"
+                    f"{_process_problems(procs, done)}"
+                ) from None
+
+
+def _stop_processes(procs: Sequence[Any]) -> None:
+    """Terminate, then kill, and join every producer process that started."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        if p.pid is None:  # never started
+            continue
+        p.join(PROCESS_STOP_TIMEOUT)
+        if p.is_alive():
+            p.kill()
+            p.join(PROCESS_STOP_TIMEOUT)
 
 
 def _process_problems(procs: Iterable[Any], done: Any) -> str:
