@@ -21,6 +21,8 @@ Numbers only (frozen records); ``bench.breakdown_format`` renders them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import statistics
 import time
 import uuid
@@ -99,27 +101,38 @@ kombu's Redis channel class are added by :func:`app_markers`."""
 class LayerTimer:
     """Exclusive time per layer from nested enter/exit events (each layer minus its nested layers).
 
-    ``counts`` holds how often each marked function was entered (e.g. the round trips). Single-threaded:
-    the breakdown calls one path at a time on one thread.
+    Two clocks: wall time (``clock``) and this thread's CPU time (``cpu_clock``). On a busy machine the
+    wall time of a round trip includes waiting to be scheduled again; the CPU time does not, so the
+    CPU shares show what each layer costs the producer itself. ``counts`` holds how often each marked
+    function was entered (e.g. the round trips). Single-threaded: one path at a time on one thread.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.perf_counter,
+        cpu_clock: Callable[[], float] = time.thread_time,
+    ) -> None:
         self.clock = clock
+        self.cpu_clock = cpu_clock
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu_seconds: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)
-        self._stack: list[list[Any]] = []  # [layer, started, nested seconds]
+        self._stack: list[list[Any]] = []  # [layer, wall start, cpu start, nested wall, nested cpu]
 
     def enter(self, layer: str, mark: str = "") -> None:
         if mark:
             self.counts[mark] += 1
-        self._stack.append([layer, self.clock(), 0.0])
+        self._stack.append([layer, self.clock(), self.cpu_clock(), 0.0, 0.0])
 
     def exit(self) -> None:
-        layer, started, nested = self._stack.pop()
-        elapsed = self.clock() - started
+        cpu_now, now = self.cpu_clock(), self.clock()
+        layer, started, cpu_started, nested, cpu_nested = self._stack.pop()
+        elapsed, cpu = now - started, cpu_now - cpu_started
         self.seconds[layer] += elapsed - nested
+        self.cpu_seconds[layer] += cpu - cpu_nested
         if self._stack:
-            self._stack[-1][2] += elapsed
+            self._stack[-1][3] += elapsed
+            self._stack[-1][4] += cpu
 
     @property
     def depth(self) -> int:
@@ -129,6 +142,7 @@ class LayerTimer:
         if self._stack:
             raise RuntimeError(f"layer timer reset inside {len(self._stack)} open layers")
         self.seconds.clear()
+        self.cpu_seconds.clear()
         self.counts.clear()
 
     def wrap(self, fn: Callable[..., Any], layer: str, mark: str) -> Callable[..., Any]:
@@ -327,11 +341,14 @@ FULL = Sizes(rounds=10, per_round=1000, command_calls=1000, profile_rounds=10, p
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer's exclusive time per call (timers installed) and its share of the path's total."""
+    """One layer's exclusive time per call (timers installed) and its share of the path's total, in wall
+    time and in the producer thread's CPU time."""
 
     name: str
     seconds: float
     share: float
+    cpu_seconds: float
+    cpu_share: float
 
 
 @dataclass(frozen=True)
@@ -353,6 +370,13 @@ class PathBreakdown:
     profiled_calls: int
     profiled_mean_s: float
     """Mean seconds per call with the layer timers installed (their overhead included)."""
+    cpu_ratio: float | None = None
+    """The producer thread's CPU time per call over the floor's (timers installed): the cost that
+    does not depend on how busy the machine is."""
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(x.cpu_seconds for x in self.layers)
 
     @property
     def broker_commands(self) -> float:
@@ -371,6 +395,9 @@ class Breakdown:
     paths: tuple[PathBreakdown, ...]
     target_ratio: float = TARGET_RATIO
     warnings: tuple[str, ...] = ()
+    load: tuple[float, ...] = ()
+    """The machine's 1-minute load average before and after the run (``os.getloadavg``; empty where
+    the platform has none): above the CPU count, round trips include waiting to be scheduled."""
 
     @property
     def floor(self) -> PathBreakdown:
@@ -405,19 +432,28 @@ def round_ratios(rounds: Sequence[Sequence[float]], floor: Sequence[Sequence[flo
     return tuple(out)
 
 
-def layers_of(seconds: Mapping[str, float], calls: int) -> tuple[Layer, ...]:
-    """Exclusive seconds by layer (over ``calls`` calls) as per-call layers with their shares, in
-    :data:`LAYERS` order; layers the path never entered are left out."""
+def layers_of(
+    seconds: Mapping[str, float], cpu_seconds: Mapping[str, float], calls: int
+) -> tuple[Layer, ...]:
+    """Exclusive wall and CPU seconds by layer (over ``calls`` calls) as per-call layers with their
+    shares, in :data:`LAYERS` order; layers the path never entered are left out."""
     if calls <= 0:
         raise ValueError(f"calls must be positive, got {calls!r}")
     unknown = set(seconds) - set(LAYERS)
     if unknown:
         raise ValueError(f"unknown layers {sorted(unknown)}: add them to LAYERS")
     total = sum(seconds.values())
+    cpu_total = sum(cpu_seconds.values())
     if total <= 0:
         raise stats.NoSamplesError("no time was attributed to any layer")
     return tuple(
-        Layer(name, seconds[name] / calls, seconds[name] / total)
+        Layer(
+            name,
+            seconds=seconds[name] / calls,
+            share=seconds[name] / total,
+            cpu_seconds=cpu_seconds.get(name, 0.0) / calls,
+            cpu_share=cpu_seconds.get(name, 0.0) / cpu_total if cpu_total > 0 else 0.0,
+        )
         for name in LAYERS
         if seconds.get(name, 0) > 0
     )
@@ -429,6 +465,7 @@ class Profiled:
     """The layer step of one path: exclusive seconds by layer, marker entries, calls, wall seconds."""
 
     seconds: Mapping[str, float]
+    cpu_seconds: Mapping[str, float]
     counts: Mapping[str, int]
     calls: int
     elapsed: float
@@ -446,15 +483,16 @@ def profile_layers(
     """Each call under the layer timers, in interleaved rounds (so machine drift hits every path alike)."""
     timer = LayerTimer(clock)
     seconds: dict[str, dict[str, float]] = {name: defaultdict(float) for name in calls}
+    cpu: dict[str, dict[str, float]] = {name: defaultdict(float) for name in calls}
     counts: dict[str, dict[str, int]] = {name: defaultdict(int) for name in calls}
     elapsed = dict.fromkeys(calls, 0.0)
     with installed(timer, markers):
         for call in calls.values():
             for _ in range(WARMUP):
                 call()
-        timer.reset()
         for _ in range(rounds):
             for name, call in calls.items():
+                timer.reset()  # what ran between the chunks (warm-up, ``between``) is not counted
                 started = clock()
                 for _ in range(per_round):
                     timer.enter(CALL_SITE)
@@ -465,13 +503,17 @@ def profile_layers(
                 elapsed[name] += clock() - started
                 for layer, s in timer.seconds.items():
                     seconds[name][layer] += s
+                for layer, s in timer.cpu_seconds.items():
+                    cpu[name][layer] += s
                 for mark, n in timer.counts.items():
                     counts[name][mark] += n
-                timer.reset()
                 if between is not None:
                     between()
     n = rounds * per_round
-    return {name: Profiled(dict(seconds[name]), dict(counts[name]), n, elapsed[name]) for name in calls}
+    return {
+        name: Profiled(dict(seconds[name]), dict(cpu[name]), dict(counts[name]), n, elapsed[name])
+        for name in calls
+    }
 
 
 def measure(
@@ -491,6 +533,7 @@ def measure(
         conn.delete(queue, f"{queue}.floor")
 
     assert client.app is not None
+    load = [_load()]
     with producer_paths(client, conn, message_bytes) as paths:
         calls = {p.name: p.call for p in paths}
         say(f"breakdown: latency, {len(calls)} paths x {sizes.rounds} x {sizes.per_round} calls, interleaved")
@@ -510,7 +553,16 @@ def measure(
             calls, markers, rounds=sizes.profile_rounds, per_round=sizes.profile_per_round, between=trim
         )
     trim()
-    return assemble(paths, latency, commands, profiled, message_bytes=message_bytes, sizes=sizes)
+    load.append(_load())
+    out = assemble(paths, latency, commands, profiled, message_bytes=message_bytes, sizes=sizes)
+    return dataclasses.replace(out, load=tuple(x for x in load if x is not None))
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        return None
 
 
 def assemble(
@@ -524,6 +576,7 @@ def assemble(
 ) -> Breakdown:
     """The records from the three steps' raw figures (pure)."""
     floor = stats.summarize_latency(latency[FLOOR], what="breakdown floor")
+    floor_cpu = sum(profiled[FLOOR].cpu_seconds.values())
     out = []
     warnings = []
     for p in paths:
@@ -543,9 +596,10 @@ def assemble(
                 round_ratios=round_ratios(latency[p.name], latency[FLOOR]),
                 commands=tuple(sorted(commands[p.name].items())),
                 round_trips=prof.counts.get(ROUND_TRIP_MARK, 0) / prof.calls,
-                layers=layers_of(prof.seconds, prof.calls),
+                layers=layers_of(prof.seconds, prof.cpu_seconds, prof.calls),
                 profiled_calls=prof.calls,
                 profiled_mean_s=prof.elapsed / prof.calls,
+                cpu_ratio=stats.ratio(sum(prof.cpu_seconds.values()), floor_cpu),
             )
         )
     return Breakdown(message_bytes=message_bytes, sizes=sizes, paths=tuple(out), warnings=tuple(warnings))
