@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from bench import config, html, pools, progress, report, scenarios, stale
+from bench import breakdown, breakdown_format, config, html, pools, progress, report, scenarios, stale
 from bench.broker import BrokerError, check_url
 from bench.procs import raise_on_sigterm, run_id
 
@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--no-reliability", action="store_true", help="skip the reliability (fault) section")
     run.add_argument("--no-plots", action="store_true", help="write no PNG/HTML plots")
+    run.add_argument(
+        "--breakdown", action="store_true",
+        help="after the benchmarks, on a private Redis of its own: where one enqueue's time goes, by "
+        "layer, per producer path, with the broker commands each makes (bench.breakdown)",
+    )  # fmt: skip
     run.add_argument(
         "--fleet", action="store_true",
         help="measure the workers already running on --broker-url (found by control ping; never stopped "
@@ -278,16 +283,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     with progress_renderer(sys.stderr) as listener:
         run = scenarios.run(options, progress=listener)
     print(report.text(run), flush=True)
-    written = [report.write_json(run, path)]
+    measured = None
+    if args.breakdown:
+        try:
+            measured = _breakdown(options)
+        except (RuntimeError, OSError, ValueError, BrokerError) as exc:  # the main figures are still written
+            run = dataclasses.replace(run, errors=(*run.errors, f"breakdown failed: {_first_line(exc)}"))
+    extra = {} if measured is None else {"breakdown": breakdown_format.to_json(measured)}
+    written = [report.write_json(run, path, extra=extra)]
     if not args.no_plots:
         png = report.plot(run, path.with_suffix(".png"))
-        written += [png, html.write_page(run, path.with_suffix(".html"))]
+        sections = (
+            [] if measured is None else [("breakdown", "Breakdown", breakdown_format.html_section(measured))]
+        )
+        written += [png, html.write_page(run, path.with_suffix(".html"), extra=sections)]
     print("", *(f"wrote {p}" for p in written), sep="\n", flush=True)
     if run.errors:
         _say(f"bench: done in {run.duration_s:.0f}s, with errors: {'; '.join(run.errors)}")
         return EXIT_FAILED
     _say(f"bench: done in {run.duration_s:.0f}s")
     return EXIT_OK
+
+
+def _breakdown(options: scenarios.Options) -> breakdown.Breakdown:
+    """``run --breakdown``: the enqueue cost by layer, apart from the latency figures, on a private Redis
+    (its command counts need a broker nothing else uses), printed as it is measured."""
+    from bench.broker import private_redis
+
+    sizes = breakdown.QUICK if options.quick else breakdown.FULL
+    with private_redis() as broker:
+        measured = breakdown.run(
+            broker.url, sizes=sizes, settings=options.config.producer_settings, progress=_say
+        )
+    print("", breakdown_format.text(measured), sep="\n", flush=True)
+    return measured
 
 
 def main(argv: Sequence[str] | None = None) -> int:
