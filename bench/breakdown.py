@@ -15,6 +15,12 @@ what an upstream change in kombu would buy), in one run on one broker:
    to the whole call. The timers are installed only for this step, apart from step 1, so they do not
    distort the latency figures; the step's own mean per call is reported next to the unpatched median.
 
+The seed's default routing makes **one** broker command per enqueue, like the floor: Celery turns a
+publish to a direct exchange without both an exchange and a routing key into one to the anonymous
+exchange (``celery/app/amqp.py``, ``send_task_message``), which kombu's virtual transport sends straight to
+the queue. Naming both (the ``exchange=`` path, or a route that does) makes kombu look up the exchange's
+bindings first: an SMEMBERS before the LPUSH, a second round trip (kombu#994).
+
 Numbers only (frozen records); ``bench.breakdown_format`` renders them.
 """
 
@@ -306,6 +312,11 @@ def producer_paths(client: loadgen.Client, conn: redis.Redis, message_bytes: int
                 "connection=",
                 "apply_async(ignore_result=True, connection=C) (C reused)",
                 lambda: noop.apply_async(ignore_result=True, connection=connection),
+            ),
+            PathSpec(
+                "exchange=",
+                "apply_async(ignore_result=True, exchange=E, routing_key=Q) (named direct exchange)",
+                lambda: noop.apply_async(ignore_result=True, exchange=queue, routing_key=queue),
             ),
             PathSpec("prebuilt", "kombu Producer.publish of a pre-built Celery message", prebuilt(reused)),
             PathSpec(

@@ -68,3 +68,12 @@ def test_the_timers_are_gone_after_the_run(measured):
     assert not hasattr(Task.apply_async, "__wrapped__")
     assert not hasattr(Producer.publish, "__wrapped__")
     assert all(p.latency.samples == TINY.rounds * TINY.per_round for p in measured.paths)
+
+
+def test_a_named_direct_exchange_looks_up_its_bindings_first(measured):
+    """kombu#994: a publish to a named direct exchange reads the bindings (SMEMBERS) before the LPUSH;
+    the default path (anonymous exchange) does not."""
+    named = dict(_path(measured, "exchange=").commands)
+    assert named.get("smembers") == 1.0 and named.get("lpush") == 1.0
+    assert _path(measured, "exchange=").round_trips == 2.0
+    assert "smembers" not in dict(_path(measured, "apply_async").commands)
