@@ -346,8 +346,10 @@ class Sizes:
     profile_per_round: int
 
 
-QUICK = Sizes(rounds=5, per_round=200, command_calls=200, profile_rounds=5, profile_per_round=100)
-FULL = Sizes(rounds=10, per_round=1000, command_calls=1000, profile_rounds=10, profile_per_round=500)
+QUICK = Sizes(rounds=20, per_round=50, command_calls=200, profile_rounds=10, profile_per_round=50)
+FULL = Sizes(rounds=40, per_round=250, command_calls=1000, profile_rounds=20, profile_per_round=250)
+"""Short rounds, many of them: on a busy machine a burst of load then hits every path alike (a round of
+the floor lasts a few milliseconds, one of ``delay()`` ten times longer)."""
 
 
 @dataclass(frozen=True)

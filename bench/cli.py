@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sizes.add_argument("--duration", type=_positive(float), metavar="S", help="open-loop duration (seconds)")
     sub.add_parser("schema", help="print the JSON Schema of the report")
+    alone = sub.add_parser(
+        "breakdown",
+        help="only the enqueue breakdown (what run --breakdown adds), on a private Redis",
+        description="Where one enqueue's time goes, by layer, per producer path, vs the raw LPUSH floor.",
+    )
+    alone.add_argument("--quick", action="store_true", help="fewer calls per path")
+    alone.add_argument("--json", metavar="PATH", type=Path, help="also write the breakdown as JSON here")
+    add_config_arguments(alone)
     return parser
 
 
@@ -319,6 +327,30 @@ def _breakdown(options: scenarios.Options) -> breakdown.Breakdown:
     return measured
 
 
+def cmd_breakdown(args: argparse.Namespace) -> int:
+    """``python -m bench breakdown``: the breakdown alone; same exit statuses as ``run``."""
+    try:
+        configured = build_config(args)
+        if args.json:
+            check_writable(args.json)
+        _drop_celery_env_urls()
+        options = scenarios.Options(pools=(), quick=args.quick, config=configured)
+        measured = _breakdown(options)
+    except UsageError as exc:
+        _say(f"python -m bench breakdown: error: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _say("python -m bench breakdown: interrupted; the Redis it started has been stopped")
+        return EXIT_INTERRUPTED
+    except (RuntimeError, TimeoutError, OSError, ValueError, BrokerError) as exc:
+        _say(f"python -m bench breakdown: failed: {_first_line(exc)}")
+        return EXIT_FAILED
+    if args.json:
+        args.json.write_text(json.dumps(breakdown_format.to_json(measured), indent=2, allow_nan=False) + "\n")
+        print(f"\nwrote {args.json}", flush=True)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -326,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report.JSON_SCHEMA, indent=2))
         return EXIT_OK
     raise_on_sigterm()
+    if args.command == "breakdown":
+        return cmd_breakdown(args)
     try:
         return cmd_run(args)
     except UsageError as exc:

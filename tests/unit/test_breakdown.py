@@ -164,3 +164,11 @@ def test_formatting_text_json_and_html():
     section = fmt.html_section(b)
     assert section.startswith('<section id="breakdown">') and section.endswith("</section>")
     assert "prebuilt+client (patched)</td>" in section and "target &lt;= 3x" in section  # escaped
+
+
+def test_breakdown_command_bad_input_exits_2_before_starting_anything(capsys):
+    from bench import cli
+
+    assert cli.main(["breakdown", "--set", "no_such_setting=1"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_setting" in err[0]
