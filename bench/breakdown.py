@@ -309,6 +309,11 @@ def producer_paths(client: loadgen.Client, conn: redis.Redis, message_bytes: int
                 lambda: noop.apply_async(ignore_result=True, producer=reused),
             ),
             PathSpec(
+                "producer=,retry=False",
+                "apply_async(ignore_result=True, producer=P, retry=False) (no publish retry policy)",
+                lambda: noop.apply_async(ignore_result=True, producer=reused, retry=False),
+            ),
+            PathSpec(
                 "connection=",
                 "apply_async(ignore_result=True, connection=C) (C reused)",
                 lambda: noop.apply_async(ignore_result=True, connection=connection),
