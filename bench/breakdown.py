@@ -273,6 +273,46 @@ def reused_client(channel: Any) -> Iterator[None]:
         del channel.conn_or_acquire
 
 
+def prebuilt_publish(producer: Producer, message: Any, queue: str) -> Callable[[], object]:
+    """kombu ``Producer.publish`` of a Celery message built once (``amqp.create_task_message``) to
+    ``queue`` by the anonymous exchange, as Celery's default route sends it."""
+
+    def publish() -> object:
+        return producer.publish(
+            message.body, exchange="", routing_key=queue, headers=message.headers,
+            serializer="json", retry=False, **message.properties,
+        )  # fmt: skip
+
+    return publish
+
+
+def apply_async_paths(noop: Any, queue: str, *, producer: Any, connection: Any) -> list[PathSpec]:
+    """``apply_async(ignore_result=True)`` with a reused producer, without the publish retry policy,
+    with a reused connection, and routed by a named direct exchange."""
+    return [
+        PathSpec(
+            "producer=",
+            "apply_async(ignore_result=True, producer=P) (P reused)",
+            lambda: noop.apply_async(ignore_result=True, producer=producer),
+        ),
+        PathSpec(
+            "producer=,retry=False",
+            "apply_async(ignore_result=True, producer=P, retry=False) (no publish retry policy)",
+            lambda: noop.apply_async(ignore_result=True, producer=producer, retry=False),
+        ),
+        PathSpec(
+            "connection=",
+            "apply_async(ignore_result=True, connection=C) (C reused)",
+            lambda: noop.apply_async(ignore_result=True, connection=connection),
+        ),
+        PathSpec(
+            "exchange=",
+            "apply_async(ignore_result=True, exchange=E, routing_key=Q) (named direct exchange)",
+            lambda: noop.apply_async(ignore_result=True, exchange=queue, routing_key=queue),
+        ),
+    ]
+
+
 @contextlib.contextmanager
 def producer_paths(client: loadgen.Client, conn: redis.Redis, message_bytes: int) -> Iterator[list[PathSpec]]:
     """The floor and the producer paths, with every producer and connection they hold released after."""
@@ -280,50 +320,22 @@ def producer_paths(client: loadgen.Client, conn: redis.Redis, message_bytes: int
     assert app is not None
     queue, noop = client.queue, client.noop
     message = app.amqp.create_task_message(str(uuid.uuid4()), loadgen.NOOP, (), {})
-
-    def prebuilt(producer: Producer) -> Callable[[], object]:
-        def publish() -> object:
-            return producer.publish(
-                message.body, exchange="", routing_key=queue, headers=message.headers,
-                serializer="json", retry=False, **message.properties,
-            )  # fmt: skip
-
-        return publish
-
     with contextlib.ExitStack() as stack:
         reused = stack.enter_context(app.producer_or_acquire())
         patched = stack.enter_context(app.producer_pool.acquire(block=True))
         connection = stack.enter_context(app.connection_for_write())
         stack.enter_context(reused_client(patched.channel))
+        floor = loadgen.floor_call(conn, f"{queue}.floor", message_bytes)
         yield [
-            PathSpec(
-                FLOOR,
-                f"redis-py LPUSH {message_bytes} B (floor)",
-                loadgen.floor_call(conn, f"{queue}.floor", message_bytes),
-            ),
+            PathSpec(FLOOR, f"redis-py LPUSH {message_bytes} B (floor)", floor),
             PathSpec("delay", "delay() (seed: result backend on)", client.delay),
             PathSpec("apply_async", "apply_async(ignore_result=True)", client.apply_async_ignore),
+            *apply_async_paths(noop, queue, producer=reused, connection=connection),
             PathSpec(
-                "producer=",
-                "apply_async(ignore_result=True, producer=P) (P reused)",
-                lambda: noop.apply_async(ignore_result=True, producer=reused),
+                "prebuilt",
+                "kombu Producer.publish of a pre-built Celery message",
+                prebuilt_publish(reused, message, queue),
             ),
-            PathSpec(
-                "producer=,retry=False",
-                "apply_async(ignore_result=True, producer=P, retry=False) (no publish retry policy)",
-                lambda: noop.apply_async(ignore_result=True, producer=reused, retry=False),
-            ),
-            PathSpec(
-                "connection=",
-                "apply_async(ignore_result=True, connection=C) (C reused)",
-                lambda: noop.apply_async(ignore_result=True, connection=connection),
-            ),
-            PathSpec(
-                "exchange=",
-                "apply_async(ignore_result=True, exchange=E, routing_key=Q) (named direct exchange)",
-                lambda: noop.apply_async(ignore_result=True, exchange=queue, routing_key=queue),
-            ),
-            PathSpec("prebuilt", "kombu Producer.publish of a pre-built Celery message", prebuilt(reused)),
             PathSpec(
                 "producer=+client",
                 "apply_async(ignore_result=True, producer=P), kombu reusing its redis-py client",
@@ -333,7 +345,7 @@ def producer_paths(client: loadgen.Client, conn: redis.Redis, message_bytes: int
             PathSpec(
                 "prebuilt+client",
                 "pre-built message via kombu, kombu reusing its redis-py client",
-                prebuilt(patched),
+                prebuilt_publish(patched, message, queue),
                 patched=True,
             ),
         ]
@@ -496,10 +508,11 @@ def profile_layers(
     rounds: int,
     per_round: int,
     clock: Callable[[], float] = time.perf_counter,
+    cpu_clock: Callable[[], float] = time.thread_time,
     between: Callable[[], object] | None = None,
 ) -> dict[str, Profiled]:
     """Each call under the layer timers, in interleaved rounds (so machine drift hits every path alike)."""
-    timer = LayerTimer(clock)
+    timer = LayerTimer(clock, cpu_clock)
     seconds: dict[str, dict[str, float]] = {name: defaultdict(float) for name in calls}
     cpu: dict[str, dict[str, float]] = {name: defaultdict(float) for name in calls}
     counts: dict[str, dict[str, int]] = {name: defaultdict(int) for name in calls}

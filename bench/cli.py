@@ -334,6 +334,8 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
         if args.json:
             check_writable(args.json)
         _drop_celery_env_urls()
+        run_id()  # its Redis carries this run's id, so a next run can clean up after a kill
+        clean_stale_runs()
         options = scenarios.Options(pools=(), quick=args.quick, config=configured)
         measured = _breakdown(options)
     except UsageError as exc:

@@ -172,3 +172,42 @@ def test_breakdown_command_bad_input_exits_2_before_starting_anything(capsys):
     assert cli.main(["breakdown", "--set", "no_such_setting=1"]) == cli.EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_setting" in err[0]
+
+
+def test_profile_layers_keeps_paths_apart_and_leaves_between_uncounted():
+    wall, cpu = FakeClock(), FakeClock()
+
+    class Wire:
+        def send(self) -> None:
+            wall.advance(3)
+            cpu.advance(1)
+
+    wire = Wire()
+
+    def cheap() -> None:
+        wire.send()
+
+    def costly() -> None:
+        wall.advance(2)
+        cpu.advance(2)
+        wire.send()
+
+    def between() -> None:  # trimming a queue: a marked call, outside any timed chunk
+        wire.send()
+
+    markers = [bd.Marker(Wire, "send", bd.ROUND_TRIP)]
+    out = bd.profile_layers(
+        {"cheap": cheap, "costly": costly},
+        markers,
+        rounds=3,
+        per_round=2,
+        clock=wall,
+        cpu_clock=cpu,
+        between=between,
+    )
+    assert out["cheap"].calls == out["costly"].calls == 6
+    assert out["cheap"].seconds == {bd.ROUND_TRIP: 18, bd.CALL_SITE: 0}
+    assert out["costly"].seconds == {bd.ROUND_TRIP: 18, bd.CALL_SITE: 12}
+    assert out["costly"].cpu_seconds == {bd.ROUND_TRIP: 6, bd.CALL_SITE: 12}
+    assert out["costly"].elapsed == 30 and out["cheap"].counts == {"send": 6}
+    assert "send" not in vars(Wire) or not hasattr(Wire.send, "__wrapped__")
