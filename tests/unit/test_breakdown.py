@@ -211,3 +211,21 @@ def test_profile_layers_keeps_paths_apart_and_leaves_between_uncounted():
     assert out["costly"].cpu_seconds == {bd.ROUND_TRIP: 6, bd.CALL_SITE: 12}
     assert out["costly"].elapsed == 30 and out["cheap"].counts == {"send": 6}
     assert "send" not in vars(Wire) or not hasattr(Wire.send, "__wrapped__")
+
+
+def test_the_report_carries_the_breakdown_in_json_and_on_the_page(tmp_path):
+    import jsonschema
+
+    from bench import html, report
+    from tests.unit.sample_run import sample_run
+
+    b = _breakdown()
+    path = report.write_json(sample_run(), tmp_path / "r.json", extra={"breakdown": fmt.to_json(b)})
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, report.JSON_SCHEMA)
+    assert doc["breakdown"]["message_bytes"] == 959
+    page = html.page(
+        sample_run(), figure=lambda run, key: None, extra=[("breakdown", "Breakdown", fmt.html_section(b))]
+    )
+    assert '<a href="#breakdown">Breakdown</a>' in page and '<section id="breakdown">' in page
+    assert '<section id="breakdown">' not in html.page(sample_run(), figure=lambda run, key: None)
