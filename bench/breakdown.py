@@ -1,8 +1,9 @@
 """Where one enqueue's time goes: a cost breakdown by layer, and the broker commands it makes.
 
 For several producer paths (the seed's ``delay()``, ``apply_async(ignore_result=True)``, a reused
-producer or connection, a pre-built message published through kombu, and two *patched* paths that show
-what an upstream change in kombu would buy), in one run on one broker:
+producer or connection, no publish retry policy, a named direct exchange, a pre-built message published
+through kombu, and two *patched* paths that show what an upstream change in kombu would buy), in one run
+on one broker nothing else uses:
 
 1. **latency and ratio to the floor**: the paths and the raw ``LPUSH`` floor, unpatched, in interleaved
    rounds (``bench.loadgen.measure_interleaved``); medians with their spread and sample counts;
@@ -12,8 +13,9 @@ what an upstream change in kombu would buy), in one run on one broker:
    (:data:`MARKERS`: Celery's ``apply_async``, message building and sending, kombu's ``Producer.publish``,
    kombu's ``_create_client``, redis-py's ``execute_command``, the socket round trip). Each layer gets
    its *exclusive* time (its nested layers' time subtracted, :class:`LayerTimer`), so the shares add up
-   to the whole call. The timers are installed only for this step, apart from step 1, so they do not
-   distort the latency figures; the step's own mean per call is reported next to the unpatched median.
+   to the whole call, in wall time and in the producer thread's CPU time. The timers are installed only
+   for this step, apart from step 1, so they do not distort the latency figures; the step's own mean per
+   call is reported next to the unpatched median.
 
 The seed's default routing makes **one** broker command per enqueue, like the floor: Celery turns a
 publish to a direct exchange without both an exchange and a routing key into one to the anonymous
