@@ -15,7 +15,7 @@ on one broker nothing else uses:
    its *exclusive* time (its nested layers' time subtracted, :class:`LayerTimer`), so the shares add up
    to the whole call, in wall time and in the producer thread's CPU time. The timers are installed only
    for this step, apart from step 1, so they do not distort the latency figures; the step's own mean per
-   call is reported next to the unpatched median.
+   call is kept in the record beside the unpatched median.
 
 The seed's default routing makes **one** broker command per enqueue, like the floor: Celery turns a
 publish to a direct exchange without both an exchange and a routing key into one to the anonymous
