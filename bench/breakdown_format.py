@@ -146,9 +146,30 @@ def to_json(b: bd.Breakdown) -> dict[str, Any]:
     return doc
 
 
+def _cell(text: str, value: float | None) -> html.Cell:
+    """A cell that sorts by ``value`` when it has one."""
+    return html.Cell(text, value, numeric=value is not None)
+
+
 def html_section(b: bd.Breakdown) -> str:
     """A ``<section id="breakdown">`` for the HTML page."""
-    rows = [html.Row([html.Cell(c) for c in r]) for r in path_rows(b)]
+    numbers = [
+        (
+            p.latency.median,
+            p.latency.iqr,
+            p.latency.samples,
+            p.floor_ratio,
+            None,
+            p.cpu_ratio,
+            None,
+            p.round_trips,
+        )
+        for p in b.paths
+    ]
+    rows = [
+        html.Row([html.Cell(r[0]), *(_cell(text, value) for text, value in zip(r[1:], n, strict=True))])
+        for r, n in zip(path_rows(b), numbers, strict=True)
+    ]
     cpu_headers, cpu_rows = layer_rows(b, cpu=True)
     wall_headers, wall_rows = layer_rows(b, cpu=False)
     return (
