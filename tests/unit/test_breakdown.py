@@ -229,3 +229,13 @@ def test_the_report_carries_the_breakdown_in_json_and_on_the_page(tmp_path):
     )
     assert '<a href="#breakdown">Breakdown</a>' in page and '<section id="breakdown">' in page
     assert '<section id="breakdown">' not in html.page(sample_run(), figure=lambda run, key: None)
+
+
+def test_run_refuses_breakdown_with_a_fleet(capsys):
+    from bench import cli
+
+    assert (
+        cli.main(["run", "--fleet", "--breakdown", "--broker-url", "redis://127.0.0.1:1/0"]) == cli.EXIT_USAGE
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--breakdown" in err[0]
