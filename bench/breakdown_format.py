@@ -27,7 +27,7 @@ SHORT = {
 
 PATH_HEADERS = (
     "path", "median us", "IQR us", "samples", "x floor", "x floor per round", "CPU x floor",
-    "broker commands / enqueue", "round trips",
+    "broker commands / enqueue", "round trips", "timers add (CPU)",
 )  # fmt: skip
 
 
@@ -59,6 +59,7 @@ def path_rows(b: bd.Breakdown) -> list[list[str]]:
             _ratio(p.cpu_ratio),
             _commands(p),
             report.number(p.round_trips),
+            "-" if p.timer_overhead is None else f"{p.timer_overhead:+.0%}",
         ]
         for p in b.paths
     ]
@@ -163,6 +164,7 @@ def html_section(b: bd.Breakdown) -> str:
             p.cpu_ratio,
             None,
             p.round_trips,
+            p.timer_overhead,
         )
         for p in b.paths
     ]

@@ -77,3 +77,7 @@ def test_a_named_direct_exchange_looks_up_its_bindings_first(measured):
     assert named.get("smembers") == 1.0 and named.get("lpush") == 1.0
     assert _path(measured, "exchange=").round_trips == 2.0
     assert "smembers" not in dict(_path(measured, "apply_async").commands)
+
+
+def test_the_timers_overhead_is_measured_for_every_path(measured):
+    assert all(p.untimed_cpu_s and p.timer_overhead is not None for p in measured.paths)

@@ -239,3 +239,24 @@ def test_run_refuses_breakdown_with_a_fleet(capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--breakdown" in err[0]
+
+
+def test_timer_overhead_compares_timed_cpu_with_untimed_cpu():
+    cpu = FakeClock()
+
+    def call() -> None:
+        cpu.advance(2)
+
+    assert bd.cpu_per_call({"a": call}, rounds=2, per_round=5, cpu_clock=cpu) == {"a": 2.0}
+    layer = bd.Layer(bd.CALL_SITE, seconds=1, share=1, cpu_seconds=2.2, cpu_share=1)
+    path = bd.PathBreakdown(
+        "a", "a", False, _breakdown().floor.latency, 1.0, (), (), 1.0, (layer,), 1, 1.0, untimed_cpu_s=2.0
+    )
+    assert path.timer_overhead == pytest.approx(0.1)
+    assert "+10%" in fmt.path_rows(dataclasses_replace_paths(path))[0][-1]
+
+
+def dataclasses_replace_paths(path: bd.PathBreakdown) -> bd.Breakdown:
+    import dataclasses
+
+    return dataclasses.replace(_breakdown(), paths=(path,))
