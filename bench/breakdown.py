@@ -404,8 +404,8 @@ class PathBreakdown:
     profiled_mean_s: float
     """Mean seconds per call with the layer timers installed (their overhead included)."""
     cpu_ratio: float | None = None
-    """The producer thread's CPU time per call over the floor's (timers installed): the cost that
-    does not depend on how busy the machine is."""
+    """The producer thread's CPU time per call over the floor's, untimed where measured (else with the
+    timers installed): the cost that depends least on how busy the machine is."""
 
     untimed_cpu_s: float | None = None
     """CPU seconds per call without the timers, measured apart (``cpu_per_call``)."""
@@ -651,7 +651,9 @@ def assemble(
     """The records from the three steps' raw figures (pure); ``untimed``: CPU seconds per call without
     the timers (:func:`cpu_per_call`)."""
     floor = stats.summarize_latency(latency[FLOOR], what="breakdown floor")
-    floor_cpu = sum(profiled[FLOOR].cpu_seconds.values())
+    cpu = {name: sum(prof.cpu_seconds.values()) for name, prof in profiled.items()}
+    if untimed and all(untimed.get(name) for name in cpu):
+        cpu = dict(untimed)  # free of the timers' own cost
     out = []
     warnings = []
     for p in paths:
@@ -674,7 +676,7 @@ def assemble(
                 layers=layers_of(prof.seconds, prof.cpu_seconds, prof.calls),
                 profiled_calls=prof.calls,
                 profiled_mean_s=prof.elapsed / prof.calls,
-                cpu_ratio=stats.ratio(sum(prof.cpu_seconds.values()), floor_cpu),
+                cpu_ratio=stats.ratio(cpu[p.name], cpu[FLOOR]),
                 untimed_cpu_s=(untimed or {}).get(p.name),
             )
         )

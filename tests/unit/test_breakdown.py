@@ -120,7 +120,7 @@ def test_layers_of_gives_shares_that_sum_to_one_in_layer_order():
         bd.layers_of({}, {}, 1)
 
 
-def _breakdown() -> bd.Breakdown:
+def _breakdown(untimed: dict[str, float] | None = None) -> bd.Breakdown:
     def path(name: str, *, patched: bool = False) -> bd.PathSpec:
         return bd.PathSpec(name, f"<{name}>", lambda: None, patched=patched)
 
@@ -134,7 +134,7 @@ def _breakdown() -> bd.Breakdown:
         if p.name in ("apply_async", "prebuilt"):
             seconds[bd.CLIENT_CREATION] = 30e-6
         profiled[p.name] = bd.Profiled(seconds, seconds, {bd.ROUND_TRIP_MARK: 1}, 1, sum(seconds.values()))
-    return bd.assemble(paths, latency, commands, profiled, message_bytes=959, sizes=bd.QUICK)
+    return bd.assemble(paths, latency, commands, profiled, message_bytes=959, sizes=bd.QUICK, untimed=untimed)
 
 
 def test_assemble_ratios_and_the_target_verdict():
@@ -260,3 +260,11 @@ def dataclasses_replace_paths(path: bd.PathBreakdown) -> bd.Breakdown:
     import dataclasses
 
     return dataclasses.replace(_breakdown(), paths=(path,))
+
+
+def test_the_cpu_ratio_uses_the_untimed_cpu_when_every_path_has_it():
+    untimed = {"floor": 10.0, "apply_async": 70.0, "prebuilt": 30.0, "prebuilt+client": 20.0}
+    ratios = {p.path: p.cpu_ratio for p in _breakdown(untimed).paths}
+    assert ratios == {"floor": 1.0, "apply_async": 7.0, "prebuilt": 3.0, "prebuilt+client": 2.0}
+    timed = {p.path: p.cpu_ratio for p in _breakdown().paths}
+    assert timed["apply_async"] == pytest.approx((40 + 40 + 30) / 50)  # from the timed layers
