@@ -17,9 +17,9 @@ import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
-from bench import config, html, pools, progress, report, scenarios, stale
+from bench import breakdown, breakdown_format, config, html, pools, progress, report, scenarios, stale
 from bench.broker import BrokerError, check_url
 from bench.procs import raise_on_sigterm, run_id
 
@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-reliability", action="store_true", help="skip the reliability (fault) section")
     run.add_argument("--no-plots", action="store_true", help="write no PNG/HTML plots")
     run.add_argument(
+        "--breakdown", action="store_true",
+        help="after the benchmarks, on a private Redis of its own: where one enqueue's time goes, by "
+        "layer, per producer path, with the broker commands each makes (bench.breakdown)",
+    )  # fmt: skip
+    run.add_argument(
         "--fleet", action="store_true",
         help="measure the workers already running on --broker-url (found by control ping; never stopped "
         "or purged; probe tasks go to a queue of the harness's own) instead of starting any",
@@ -95,7 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_size_arguments(run)
     sub.add_parser("schema", help="print the JSON Schema of the report")
+    add_breakdown_parser(sub)
     return parser
+
+
+def add_breakdown_parser(sub: Any) -> None:
+    """``python -m bench breakdown``: the enqueue breakdown alone."""
+    alone = sub.add_parser(
+        "breakdown",
+        help="only the enqueue breakdown (what run --breakdown adds), on a private Redis",
+        description="Where one enqueue's time goes, by layer, per producer path, vs the raw LPUSH floor.",
+    )
+    alone.add_argument("--quick", action="store_true", help="fewer calls per path")
+    alone.add_argument("--json", metavar="PATH", type=Path, help="also write the breakdown as JSON here")
+    add_config_arguments(alone)
 
 
 def add_size_arguments(parser: argparse.ArgumentParser) -> None:
@@ -269,6 +287,8 @@ def clean_stale_runs() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.breakdown and (args.host_faults or args.fleet):
+        raise UsageError("--breakdown measures the harness's own producer: drop --fleet/--host-faults")
     if args.host_faults:
         return cmd_host_faults(args)
     if args.fleet:
@@ -283,15 +303,65 @@ def cmd_run(args: argparse.Namespace) -> int:
     with progress_renderer(sys.stderr) as listener:
         run = scenarios.run(options, progress=listener)
     print(report.text(run), flush=True)
-    written = [report.write_json(run, path)]
+    measured = None
+    if args.breakdown:
+        try:
+            measured = _breakdown(options)
+        except (RuntimeError, OSError, ValueError, BrokerError) as exc:  # the main figures are still written
+            run = dataclasses.replace(run, errors=(*run.errors, f"breakdown failed: {_first_line(exc)}"))
+    extra = {} if measured is None else {"breakdown": breakdown_format.to_json(measured)}
+    written = [report.write_json(run, path, extra=extra)]
     if not args.no_plots:
         png = report.plot(run, path.with_suffix(".png"))
-        written += [png, html.write_page(run, path.with_suffix(".html"))]
+        sections = (
+            [] if measured is None else [("breakdown", "Breakdown", breakdown_format.html_section(measured))]
+        )
+        written += [png, html.write_page(run, path.with_suffix(".html"), extra=sections)]
     print("", *(f"wrote {p}" for p in written), sep="\n", flush=True)
     if run.errors:
         _say(f"bench: done in {run.duration_s:.0f}s, with errors: {'; '.join(run.errors)}")
         return EXIT_FAILED
     _say(f"bench: done in {run.duration_s:.0f}s")
+    return EXIT_OK
+
+
+def _breakdown(options: scenarios.Options) -> breakdown.Breakdown:
+    """``run --breakdown``: the enqueue cost by layer, apart from the latency figures, on a private Redis
+    (its command counts need a broker nothing else uses), printed as it is measured."""
+    from bench.broker import private_redis
+
+    sizes = breakdown.QUICK if options.quick else breakdown.FULL
+    with private_redis() as broker:
+        measured = breakdown.run(
+            broker.url, sizes=sizes, settings=options.config.producer_settings, progress=_say
+        )
+    print("", breakdown_format.text(measured), sep="\n", flush=True)
+    return measured
+
+
+def cmd_breakdown(args: argparse.Namespace) -> int:
+    """``python -m bench breakdown``: the breakdown alone; same exit statuses as ``run``."""
+    try:
+        configured = build_config(args)
+        if args.json:
+            check_writable(args.json)
+        _drop_celery_env_urls()
+        run_id()  # its Redis carries this run's id, so a next run can clean up after a kill
+        clean_stale_runs()
+        options = scenarios.Options(pools=(), quick=args.quick, config=configured)
+        measured = _breakdown(options)
+    except UsageError as exc:
+        _say(f"python -m bench breakdown: error: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _say("python -m bench breakdown: interrupted; the Redis it started has been stopped")
+        return EXIT_INTERRUPTED
+    except (RuntimeError, TimeoutError, OSError, ValueError, BrokerError) as exc:
+        _say(f"python -m bench breakdown: failed: {_first_line(exc)}")
+        return EXIT_FAILED
+    if args.json:
+        args.json.write_text(json.dumps(breakdown_format.to_json(measured), indent=2, allow_nan=False) + "\n")
+        print(f"\nwrote {args.json}", flush=True)
     return EXIT_OK
 
 
@@ -302,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report.JSON_SCHEMA, indent=2))
         return EXIT_OK
     raise_on_sigterm()
+    if args.command == "breakdown":
+        return cmd_breakdown(args)
     try:
         return cmd_run(args)
     except UsageError as exc:

@@ -444,8 +444,15 @@ def _callout(css: str, title: str, lines: Sequence[str]) -> str:
     return f'<div class="callout {css}"><strong>{escape(title)}</strong><ul>{items}</ul></div>'
 
 
-def page(run: Run, *, figure: Callable[[Run, str], bytes | None] = report.section_png) -> str:
-    """The whole page as a string (``figure`` draws a section's plot; tests may pass a cheaper one)."""
+def page(
+    run: Run,
+    *,
+    figure: Callable[[Run, str], bytes | None] = report.section_png,
+    extra: Sequence[tuple[str, str, str]] = (),
+) -> str:
+    """The whole page as a string (``figure`` draws a section's plot; tests may pass a cheaper one).
+
+    ``extra``: optional sections as (id, title, HTML ``<section>``), e.g. the enqueue breakdown."""
     by_section: dict[str, list[Result]] = {}
     for r in run.results:
         by_section.setdefault(section_of(r), []).append(r)
@@ -458,6 +465,7 @@ def page(run: Run, *, figure: Callable[[Run, str], bytes | None] = report.sectio
     nav = [(s.key, s.title) for s in sections]
     if run.reliability is not None:
         nav.append(("reliability", "Reliability"))
+    nav += [(key, title) for key, title, _ in extra]
     nav += [("fidelity", "Fidelity"), ("context", "Context")]
     run_warnings = [w for w in run.warnings if not any(w in _row_notes(r) for r in run.results)]
     title = f"celery-bench {ctx.get('timestamp', '')}"
@@ -479,6 +487,7 @@ def page(run: Run, *, figure: Callable[[Run, str], bytes | None] = report.sectio
 {_callout("warnings", "Warnings", run_warnings)}
 {"".join(body)}
 {reliability_section(run.reliability)}
+{"".join(section for _, _, section in extra)}
 <section id="fidelity"><h2>Fidelity: does the harness distort what it measures?</h2>
 <ul class="fidelity">{"".join(f"<li>{escape(x)}</li>" for x in report.fidelity_lines(run))}</ul></section>
 <section id="context"><h2>Context</h2>{_dl(context_items(run))}</section>
@@ -487,8 +496,8 @@ def page(run: Run, *, figure: Callable[[Run, str], bytes | None] = report.sectio
 """
 
 
-def write_page(run: Run, path: Path) -> Path:
+def write_page(run: Run, path: Path, *, extra: Sequence[tuple[str, str, str]] = ()) -> Path:
     """Write :func:`page` to ``path`` (one file: it needs nothing next to it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page(run), encoding="utf-8")
+    path.write_text(page(run, extra=extra), encoding="utf-8")
     return path

@@ -204,6 +204,12 @@ JSON_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "breakdown": {
+            "description": "optional (run --breakdown): enqueue cost by layer per producer path, "
+            "bench.breakdown.Breakdown as data (bench.breakdown_format.to_json)",
+            "type": "object",
+            "required": ["message_bytes", "paths", "target_ratio", "reaching_target"],
+        },
     },
 }  # fmt: skip
 
@@ -285,9 +291,10 @@ def migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_json(run: Run, path: Path) -> Path:
+def write_json(run: Run, path: Path, *, extra: Mapping[str, Any] | None = None) -> Path:
+    """The report as JSON; ``extra`` adds optional top-level sections (e.g. ``breakdown``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_json(run), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps({**to_json(run), **(extra or {})}, indent=2, allow_nan=False) + "\n")
     return path
 
 
