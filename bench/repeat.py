@@ -1,0 +1,164 @@
+"""Repeatability: run ``bench run`` N times and report the CV of each headline figure across the runs.
+
+``python -m bench repeat --runs 5 -- --quick --no-reliability --pool solo`` runs five benchmark sessions
+one after the other (each a fresh ``python -m bench run`` process with its own private broker and worker),
+reads their JSON reports and prints, per figure, the values of the runs, their coefficient of variation
+and whether it is within the target (``defaults.REPEAT_CV_TARGET``, ``defaults.REPEAT_CV_TARGET_TAIL``
+for p99 figures). The figures are the ones the report leads with:
+
+* enqueue latency (floor, ``apply_async``, ``delay``): the median;
+* producer throughput and worker drain rate: the median of the round rates;
+* open-loop end-to-end latency (``e2e.start``, ``e2e.result``): p50 and p99.
+
+Reading JSON reports, not importing the runs, keeps each run a process of its own (as pyperf's worker
+processes are) and lets the tool compare reports written by another commit of the harness
+(``--reports``). The figures are computed in :func:`figures` / :func:`table_rows`; :func:`render` only
+formats them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import defaults, stats
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One figure across the runs: its values, their CV and the target it is held to."""
+
+    figure: str
+    unit: str
+    values: tuple[float, ...]
+    cv: float | None
+    target: float
+
+    @property
+    def within(self) -> bool | None:
+        return None if self.cv is None else self.cv <= self.target
+
+
+def _key(row: Mapping[str, Any]) -> str:
+    pool = row.get("pool")
+    return row["scenario"] if pool is None else f"{row['scenario']} {pool} x{row['concurrency']}"
+
+
+def figures(report: Mapping[str, Any]) -> dict[str, tuple[float, str]]:
+    """The headline figures of one JSON report: ``{figure: (value, unit)}``.
+
+    When a row carries a ``precision`` entry (the adaptive rounds' estimate of a statistic with its
+    interval), its estimate is the figure; otherwise the summary's own field is.
+    """
+    out: dict[str, tuple[float, str]] = {}
+    for row in report["results"]:
+        key, unit = _key(row), row["unit"]
+        estimates = {p["statistic"]: p["estimate"] for p in row.get("precision") or ()}
+        if row["scenario"].startswith("e2e."):
+            for stat in ("p50", "p99"):
+                out[f"{key} {stat}"] = (estimates.get(stat, row[stat]), unit)
+        else:
+            out[key] = (estimates.get("median", row["median"]), unit)
+    return out
+
+
+def table_rows(reports: Sequence[Mapping[str, Any]]) -> list[Spread]:
+    """Per figure present in every report: the values, their CV and its target."""
+    per_run = [figures(r) for r in reports]
+    names = [n for n in per_run[0] if all(n in f for f in per_run)] if per_run else []
+    out = []
+    for name in names:
+        values = tuple(f[name][0] for f in per_run)
+        tail = name.endswith(" p99")
+        out.append(
+            Spread(
+                figure=name,
+                unit=per_run[0][name][1],
+                values=values,
+                cv=stats.coefficient_of_variation(values),
+                target=defaults.REPEAT_CV_TARGET_TAIL if tail else defaults.REPEAT_CV_TARGET,
+            )
+        )
+    return out
+
+
+def render(rows: Sequence[Spread], *, durations: Sequence[float] = ()) -> str:
+    """The CV table as text (presentation only)."""
+    width = max((len(r.figure) for r in rows), default=6)
+    lines = [f"{'figure':<{width}}  unit     {'CV':>6}  target  ok   values"]
+    for r in rows:
+        cv = "-" if r.cv is None else f"{r.cv:.1%}"
+        ok = {True: "yes", False: "NO", None: "-"}[r.within]
+        values = " ".join(f"{v:.4g}" for v in r.values)
+        lines.append(f"{r.figure:<{width}}  {r.unit:<7}  {cv:>6}  {r.target:>5.0%}  {ok:<3}  {values}")
+    if durations:
+        lines.append(
+            f"runs: {len(durations)}; wall time per run {min(durations):.0f}-{max(durations):.0f} s "
+            f"(median {statistics.median(durations):.0f} s)"
+        )
+    return "\n".join(lines)
+
+
+def run_sessions(runs: int, bench_args: Sequence[str], out_dir: Path) -> list[Path]:
+    """``runs`` sessions of ``python -m bench run BENCH_ARGS --json out_dir/run-I.json --no-plots``."""
+    paths = []
+    for i in range(1, runs + 1):
+        path = out_dir / f"run-{i}.json"
+        cmd = [sys.executable, "-m", "bench", "run", *bench_args, "--json", str(path), "--no-plots"]
+        print(f"bench repeat: run {i}/{runs}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"run {i} exited with status {done.returncode}; rerun it alone to see why")
+        paths.append(path)
+    return paths
+
+
+def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    return [json.loads(Path(p).read_text()) for p in paths]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench repeat",
+        description="Run `bench run` N times and print the CV of each headline figure across the runs.",
+    )
+    parser.add_argument("--runs", type=int, default=defaults.REPEAT_RUNS, help="sessions to run (>= 2)")
+    parser.add_argument("--out", type=Path, help="keep the JSON reports in this directory")
+    parser.add_argument("--reports", type=Path, nargs="+", help="tabulate these reports instead of running")
+    parser.add_argument("bench_args", nargs=argparse.REMAINDER, help="-- then the `bench run` options")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    bench_args = list(args.bench_args)
+    if bench_args[:1] == ["--"]:
+        bench_args = bench_args[1:]
+    if args.reports:
+        reports = load(args.reports)
+    else:
+        if args.runs < 2:
+            print(
+                "python -m bench repeat: error: --runs must be at least 2 (a CV needs two values)",
+                file=sys.stderr,
+            )
+            return 2
+        if "--json" in bench_args:
+            print("python -m bench repeat: error: do not pass --json; use --out DIR", file=sys.stderr)
+            return 2
+        with tempfile.TemporaryDirectory(prefix=defaults.TEMP_PREFIX) as scratch:
+            out = args.out or Path(scratch)
+            out.mkdir(parents=True, exist_ok=True)
+            reports = load(run_sessions(args.runs, bench_args, out))
+    durations = [float(r.get("duration_s", 0.0)) for r in reports]
+    rows = table_rows(reports)
+    print(render(rows, durations=durations))
+    return 0 if all(r.within is not False for r in rows) else 1
