@@ -77,11 +77,12 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     for pool in pools:
         assert {s for s, p in rows if p == pool} == {"drain", "e2e.start", "e2e.result"}, pool
         start, result = rows[("e2e.start", pool)], rows[("e2e.result", pool)]
-        assert (
-            start["samples"]
-            == result["samples"]
-            == doc["context"]["plan"]["e2e_rate"] * doc["context"]["plan"]["e2e_seconds"]
-        )
+        # Several open-loop rounds, each of rate x seconds arrivals; at least the plan's minimum of them.
+        per_round = doc["context"]["plan"]["e2e_rate"] * doc["context"]["plan"]["e2e_seconds"]
+        assert start["samples"] == result["samples"] == start["rounds"] * per_round
+        assert start["rounds"] >= doc["context"]["plan"]["e2e_rounds"]
+        assert [p["statistic"] for p in start["precision"]] == ["p50", "p99"]
+        assert all(p["rounds"] == start["rounds"] for p in start["precision"])
         # Per task the result is published after the task started, so the distributions are ordered.
         assert result["median"] >= start["median"] and result["max"] >= start["max"]
     # The floor is measured in the same run, on the same Redis, with a message of the same size:
@@ -89,6 +90,12 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     assert rows[("enqueue.delay", None)]["floor_ratio"] > 1
     assert rows[("enqueue.apply_async", None)]["floor_ratio"] > 1
     assert rows[("enqueue.floor", None)]["floor_ratio"] == 1
+    # Every headline says how precisely its rounds pinned it, and a missed target is a warning.
+    for row in doc["results"]:
+        for p in row["precision"]:
+            assert p["low"] <= p["estimate"] <= p["high"] and p["reached"] == (p["half_width"] <= p["target"])
+            if not p["reached"]:
+                assert any(w.startswith(row["scenario"]) and "target" in w for w in doc["warnings"])
     assert doc["context"]["message_bytes"] > 100
     assert doc["context"]["broker_server"].split(".")[0].isdigit()  # INFO redis_version of the real broker
     assert doc["fidelity"]["capacity_ratio"] is not None
