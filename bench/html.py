@@ -342,11 +342,18 @@ def _plan_line(plan: Mapping[str, Any]) -> str:
         value = plan.get(key, "?")
         return f"{value:g}" if isinstance(value, float) else str(value)
 
+    most = plan.get("max_rounds") or {}
+
+    def rounds(step: str, key: str) -> str:
+        """``5`` or, with adaptive rounds, ``5-40`` (the minimum, then up to the maximum)."""
+        least = get(key)
+        return f"{least}-{most[step]}" if step in most and str(most[step]) != least else least
+
     return (
-        f"enqueue {get('enqueue_rounds')} rounds x {get('enqueue_per_round')} calls; producer "
-        f"{get('producer_rounds')} rounds x {get('producer_per_thread')} per thread; drain "
-        f"{get('drain_rounds')} x {get('drain_tasks')} tasks; open loop {get('e2e_rate')}/s for "
-        f"{get('e2e_seconds')} s"
+        f"enqueue {rounds('enqueue', 'enqueue_rounds')} rounds x {get('enqueue_per_round')} calls; producer "
+        f"{rounds('producer', 'producer_rounds')} rounds x {get('producer_per_thread')} per thread; drain "
+        f"{rounds('drain', 'drain_rounds')} x {get('drain_tasks')} tasks; open loop {get('e2e_rate')}/s, "
+        f"{rounds('e2e', 'e2e_rounds')} rounds of {get('e2e_seconds')} s"
     )
 
 

@@ -210,3 +210,10 @@ def test_repeat_reads_saved_reports_and_exits_1_when_a_figure_misses(tmp_path, c
 def test_repeat_refuses_a_single_run(capsys):
     assert cli.main(["repeat", "--runs", "1", "--", "--quick"]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_the_page_states_the_plans_round_ranges():
+    plan = dataclasses.asdict(scenarios.QUICK)
+    line = html._plan_line(plan)
+    assert "enqueue 5-40 rounds" in line and "open loop 100/s, 3-8 rounds of 2 s" in line
+    assert "enqueue 5 rounds" in html._plan_line({"enqueue_rounds": 5})  # a report from before
