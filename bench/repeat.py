@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -113,12 +114,22 @@ def run_sessions(runs: int, bench_args: Sequence[str], out_dir: Path) -> list[Pa
     for i in range(1, runs + 1):
         path = out_dir / f"run-{i}.json"
         cmd = [sys.executable, "-m", "bench", "run", *bench_args, "--json", str(path), "--no-plots"]
-        print(f"bench repeat: run {i}/{runs}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+        print(f"bench repeat: run {i}/{runs}{_load()}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"run {i} exited with status {done.returncode}; rerun it alone to see why")
         paths.append(path)
     return paths
+
+
+def _load() -> str:
+    """`` (load average 5.1 6.0 6.3)``: the machine's load beside each run (a shared machine's figures vary
+    with it); empty where the platform has no load average."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except (AttributeError, OSError):
+        return ""
+    return f" (load average {one:.1f} {five:.1f} {fifteen:.1f})"
 
 
 def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
