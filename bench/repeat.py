@@ -108,17 +108,39 @@ def render(rows: Sequence[Spread], *, durations: Sequence[float] = ()) -> str:
     return "\n".join(lines)
 
 
-def run_sessions(runs: int, bench_args: Sequence[str], out_dir: Path) -> list[Path]:
-    """``runs`` sessions of ``python -m bench run BENCH_ARGS --json out_dir/run-I.json --no-plots``."""
-    paths = []
+THIS = "this checkout"
+"""The label of the reports of the ``bench`` that runs ``bench repeat``."""
+
+
+def run_sessions(
+    runs: int, bench_args: Sequence[str], out_dir: Path, *, against: Path | None = None
+) -> dict[str, list[Path]]:
+    """``runs`` sessions of ``python -m bench run BENCH_ARGS --json ... --no-plots``, per checkout.
+
+    With ``against`` (another checkout of the harness, e.g. a ``git worktree`` of an older commit), its
+    ``bench run`` runs too, alternating with this one's (this 1, that 1, this 2, ...), so that a change in
+    the machine's load between sessions hits both alike: what is compared is interleaved.
+    """
+    checkouts: list[tuple[str, Path | None]] = [(THIS, None)]
+    if against is not None:
+        checkouts.append((str(against), against))
+    paths: dict[str, list[Path]] = {label: [] for label, _ in checkouts}
     for i in range(1, runs + 1):
-        path = out_dir / f"run-{i}.json"
-        cmd = [sys.executable, "-m", "bench", "run", *bench_args, "--json", str(path), "--no-plots"]
-        print(f"bench repeat: run {i}/{runs}{_load()}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"run {i} exited with status {done.returncode}; rerun it alone to see why")
-        paths.append(path)
+        for n, (label, cwd) in enumerate(checkouts):
+            path = out_dir / f"run-{i}{'' if n == 0 else '-against'}.json"
+            cmd = [sys.executable, "-m", "bench", "run", *bench_args, "--json", str(path), "--no-plots"]
+            where = "" if cwd is None else f" in {cwd}"
+            print(
+                f"bench repeat: run {i}/{runs}{where}{_load()}: {' '.join(cmd[1:])}",
+                file=sys.stderr,
+                flush=True,
+            )
+            done = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"run {i}{where} exited with status {done.returncode}; rerun it alone to see why"
+                )
+            paths[label].append(path)
     return paths
 
 
@@ -143,9 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--runs", type=int, default=defaults.REPEAT_RUNS, help="sessions to run (>= 2)")
     parser.add_argument("--out", type=Path, help="keep the JSON reports in this directory")
+    parser.add_argument(
+        "--against", type=Path, metavar="CHECKOUT",
+        help="also run the harness of this checkout (e.g. a git worktree of another commit), alternating "
+        "with this one's, and print its table too",
+    )  # fmt: skip
     parser.add_argument("--reports", type=Path, nargs="+", help="tabulate these reports instead of running")
     parser.add_argument("bench_args", nargs=argparse.REMAINDER, help="-- then the `bench run` options")
     return parser
+
+
+def _usage(args: argparse.Namespace, bench_args: Sequence[str]) -> str | None:
+    """The one-line problem with the options, or ``None``."""
+    if args.runs < 2:
+        return "--runs must be at least 2 (a CV needs two values)"
+    if "--json" in bench_args:
+        return "do not pass --json to the runs; use --out DIR to keep their reports"
+    if args.against is not None and not (args.against / "bench" / "__main__.py").is_file():
+        return (
+            f"--against {args.against}: not a checkout of this harness (no bench/__main__.py); give its root"
+        )
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,22 +194,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bench_args[:1] == ["--"]:
         bench_args = bench_args[1:]
     if args.reports:
-        reports = load(args.reports)
+        tables = {THIS: load(args.reports)}
     else:
-        if args.runs < 2:
-            print(
-                "python -m bench repeat: error: --runs must be at least 2 (a CV needs two values)",
-                file=sys.stderr,
-            )
-            return 2
-        if "--json" in bench_args:
-            print("python -m bench repeat: error: do not pass --json; use --out DIR", file=sys.stderr)
+        problem = _usage(args, bench_args)
+        if problem:
+            print(f"python -m bench repeat: error: {problem}", file=sys.stderr)
             return 2
         with tempfile.TemporaryDirectory(prefix=defaults.TEMP_PREFIX) as scratch:
             out = args.out or Path(scratch)
             out.mkdir(parents=True, exist_ok=True)
-            reports = load(run_sessions(args.runs, bench_args, out))
-    durations = [float(r.get("duration_s", 0.0)) for r in reports]
-    rows = table_rows(reports)
-    print(render(rows, durations=durations))
-    return 0 if all(r.within is not False for r in rows) else 1
+            try:
+                paths = run_sessions(args.runs, bench_args, out, against=args.against)
+            except RuntimeError as exc:
+                print(f"python -m bench repeat: failed: {exc}", file=sys.stderr)
+                return 1
+            tables = {label: load(p) for label, p in paths.items()}
+    within = True
+    for label, reports in tables.items():
+        rows = table_rows(reports)
+        if len(tables) > 1:
+            print(f"== {label}")
+        print(render(rows, durations=[float(r.get("duration_s", 0.0)) for r in reports]))
+        within = within and (label != THIS or all(r.within is not False for r in rows))
+    return 0 if within else 1

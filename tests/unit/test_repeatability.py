@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -217,3 +219,31 @@ def test_the_page_states_the_plans_round_ranges():
     line = html._plan_line(plan)
     assert "enqueue 5-40 rounds" in line and "open loop 100/s, 3-8 rounds of 2 s" in line
     assert "enqueue 5 rounds" in html._plan_line({"enqueue_rounds": 5})  # a report from before
+
+
+def test_repeat_alternates_this_checkout_with_the_other(tmp_path, monkeypatch, capsys):
+    """With --against, the sessions alternate (this 1, that 1, this 2, ...); each side gets its table."""
+    other = tmp_path / "old"
+    (other / "bench").mkdir(parents=True)
+    (other / "bench" / "__main__.py").write_text("")
+    calls = []
+
+    def fake_run(cmd, *, cwd, stdout, check):
+        path = Path(cmd[cmd.index("--json") + 1])
+        calls.append((cwd, path.name))
+        drain = 300 if cwd is None else 300 + 40 * len(calls)  # this one steady, the other not
+        path.write_text(json.dumps(_report(100, drain, 2.0, 10.0)))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(repeat.subprocess, "run", fake_run)
+    argv = ["repeat", "--runs", "2", "--out", str(tmp_path / "out"), "--against", str(other), "--", "--quick"]
+    assert cli.main(argv) == 0  # only this checkout's figures decide the exit status
+    assert calls == [(None, "run-1.json"), (other, "run-1-against.json"), (None, "run-2.json"),
+                     (other, "run-2-against.json")]  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.index("== this checkout") < out.index(f"== {other}") and out.count("drain solo x1") == 2
+
+
+def test_repeat_rejects_a_directory_that_is_no_checkout(tmp_path, capsys):
+    assert cli.main(["repeat", "--against", str(tmp_path), "--", "--quick"]) == 2
+    assert "not a checkout of this harness" in capsys.readouterr().err
