@@ -238,24 +238,33 @@ STEP_SECONDS = {
 }
 """Expected seconds of each part of the main job on the reference machine (2 cores, shared with other
 test runs), measured from ``--quick`` and full runs there (a full run without reliability: 508 s): the
-weights of the progress plan (``plan_steps``). Only their ratios matter: the estimate of the time left
-rescales them by the pace observed in the run (``bench.progress.Estimate``)."""
+weights of the progress plan (``plan_steps``; for an adaptive step, the cost of one round). Only their
+ratios matter: the estimate of the time left rescales them by the pace observed in the run
+(``bench.progress.Estimate``)."""
 
 
 def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
-    """The steps ``run`` reports, in its order, each with its expected seconds (``STEP_SECONDS``)."""
+    """The steps ``run`` reports, in its order, each with its expected seconds (``STEP_SECONDS``).
+
+    An adaptive step is expected to run until its budget (a shared machine rarely pins its figures
+    sooner), but never less than its minimum rounds or more than its maximum rounds take.
+    """
     sizes, cost = options.sizes, STEP_SECONDS
     n, per = sizes.producer_parallel, sizes.producer_per_thread
+
+    def adaptive(step: str, per_round: float) -> float:
+        budget = sizes.budget(step)
+        return max(budget.min_rounds * per_round, min(budget.seconds, budget.max_rounds * per_round))
+
     steps = [
         PlannedStep("broker", cost["broker"]),
-        PlannedStep("enqueue latency", sizes.enqueue_rounds * sizes.enqueue_per_round * cost["enqueue_call"]),
+        PlannedStep("enqueue latency", adaptive("enqueue", sizes.enqueue_per_round * cost["enqueue_call"])),
         PlannedStep("fidelity", sizes.overhead_blocks * sizes.overhead_per_block * cost["overhead_call"]),
-        PlannedStep("producer 1 thread", sizes.producer_rounds * per * cost["producer_1_thread_task"]),
-        PlannedStep("producer threads", sizes.producer_rounds * n * per * cost["producer_threads_task"]),
+        PlannedStep("producer 1 thread", adaptive("producer", per * cost["producer_1_thread_task"])),
+        PlannedStep("producer threads", adaptive("producer", n * per * cost["producer_threads_task"])),
         PlannedStep(
             "producer processes",
-            sizes.producer_rounds
-            * (n * per * cost["producer_processes_task"] + cost["producer_process_round"]),
+            adaptive("producer", n * per * cost["producer_processes_task"] + cost["producer_process_round"]),
         ),
     ]
     for pool in options.pools:
@@ -263,12 +272,11 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
             steps += [
                 PlannedStep(f"{pool} x{concurrency} start", cost["worker_start"]),
                 PlannedStep(
-                    f"{pool} x{concurrency} drain",
-                    sizes.drain_rounds * sizes.drain_tasks * cost["drain_task"],
+                    f"{pool} x{concurrency} drain", adaptive("drain", sizes.drain_tasks * cost["drain_task"])
                 ),
                 PlannedStep(
                     f"{pool} x{concurrency} open loop",
-                    sizes.e2e_rounds * (sizes.e2e_seconds + cost["e2e_after_arrivals"]),
+                    adaptive("e2e", sizes.e2e_seconds + cost["e2e_after_arrivals"]),
                 ),
             ]
     if options.reliability:
