@@ -12,8 +12,8 @@ for p99 figures). The figures are the ones the report leads with:
 
 Reading JSON reports, not importing the runs, keeps each run a process of its own (as pyperf's worker
 processes are) and lets the tool compare reports written by another commit of the harness
-(``--reports``). The figures are computed in :func:`figures` / :func:`table_rows`; :func:`render` only
-formats them.
+(``--reports``), or run another checkout's ``bench run`` alternately with this one's (``--against``).
+The figures are computed in :func:`figures` / :func:`table_rows`; :func:`render` only formats them.
 """
 
 from __future__ import annotations
