@@ -1,4 +1,4 @@
-"""The command line: ``python -m bench run`` (the main job) and ``python -m bench schema``.
+"""The command line: ``python -m bench run`` (the main job), ``schema`` and ``repeat`` (bench.repeat).
 
 A thin layer: it parses and checks the options, then calls :func:`bench.scenarios.run` and the
 renderers of :mod:`bench.report`. Exit status: 0 done, 1 a benchmark failed, 2 bad input (one line on
@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_size_arguments(run)
     sub.add_parser("schema", help="print the JSON Schema of the report")
     add_breakdown_parser(sub)
+    sub.add_parser(
+        "repeat", add_help=False,
+        help="run `bench run` N times and print the CV of each headline figure (bench.repeat; "
+        "`python -m bench repeat --help`)",
+    )  # fmt: skip
     return parser
 
 
@@ -366,6 +371,11 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["repeat"]:  # its own parser: everything after `--` goes to `bench run`
+        from bench import repeat
+
+        return repeat.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "schema":

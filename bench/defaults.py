@@ -168,3 +168,33 @@ TEST_WORKERS = 2
 Each is a session of its own with its own private Redis and pool workers. Most of the suite waits (worker
 starts, restore sweeps, drains) rather than computes, so two workers halve it on a 2-core machine;
 ``-n 0`` (or ``-p no:xdist``) runs it serially, ``-n N`` on N workers."""
+# -- repeatability (bench/repeat.py, the adaptive rounds of bench/scenarios.py) ------------------------
+REPEAT_RUNS = 5
+"""Sessions ``python -m bench repeat`` runs by default (the issue's measure: five quick runs in a row)."""
+
+REPEAT_CV_TARGET = 0.05
+"""Most a headline median (enqueue latency, producer and drain rates, open-loop p50) may vary across runs:
+the coefficient of variation over ``REPEAT_RUNS`` sessions that ``bench repeat`` holds it to."""
+
+REPEAT_CV_TARGET_TAIL = 0.10
+"""The same for a tail figure (open-loop p99), which a few slow tasks move."""
+
+PRECISION_TARGET = 0.025
+"""Relative half-width of the 95% interval of a median over rounds (enqueue medians, producer and drain
+rates, open-loop p50) at which ``bench run`` stops adding rounds to a step. If runs differed only by
+sampling noise, the run-to-run CV would be about half of this (a 95% interval spans ~2 standard errors
+each side), so it leaves room for the differences between sessions (a fresh broker and worker, the
+machine's load) under ``REPEAT_CV_TARGET``."""
+
+PRECISION_TARGET_TAIL = 0.05
+"""The same for the open-loop p99 (median over rounds of each round's p99), against
+``REPEAT_CV_TARGET_TAIL``."""
+
+QUICK_BUDGET_S = {"enqueue": 15.0, "producer": 7.0, "drain": 12.0, "e2e": 15.0}
+"""Seconds each adaptive step of a ``--quick`` run may spend adding rounds (``producer`` per mode,
+``drain`` and ``e2e`` per pool): with the fixed parts, a quick run of the three pools stays under ~3
+minutes on a quiet 2-core machine. A step that runs out of budget before its series are precise says so
+in the report."""
+
+FULL_BUDGET_S = {"enqueue": 60.0, "producer": 30.0, "drain": 60.0, "e2e": 90.0}
+"""The same for a full run (per pool and concurrency for ``drain`` and ``e2e``)."""

@@ -152,12 +152,23 @@ def _row_notes(result: Result) -> list[str]:
     return notes
 
 
+PRECISION_HEADER = "±95% of the median over rounds (rounds)"
+"""Header of the column that says how precisely the adaptive rounds pinned a figure ("!" not reached)."""
+
+
+def _precision(result: Result) -> Cell:
+    """The precision cell: sorts by the widest half-width; marked ``wide`` when a target was not reached."""
+    widest = max((p.half_width for p in result.precision), default=None)
+    missed = any(not p.reached for p in result.precision)
+    return Cell(report.precision_text(result), widest, css="wide" if missed else "", numeric=True)
+
+
 def _latency_table(table_id: str, results: Sequence[Result], unit: str) -> str:
     with_pool = any(r.pool is not None for r in results)
     u = UNIT_LABELS.get(unit, unit)
     headers = ["what", *(("pool", "concurrency") if with_pool else ()), "n"]
     headers += [f"median ({u})", f"IQR ({u})", f"p90 ({u})", f"p99 ({u})", f"p99.9 ({u})", f"max ({u})"]
-    headers += ["x floor", "CV of rounds"]
+    headers += ["x floor", "CV of rounds", PRECISION_HEADER]
     rows = []
     for r in results:
         s = r.latency
@@ -167,6 +178,7 @@ def _latency_table(table_id: str, results: Sequence[Result], unit: str) -> str:
         ratio = r.floor_ratio
         cells.append(Cell("-" if ratio is None else f"{ratio:.2f}", ratio, numeric=True))
         cells.append(_percent(s.cv_rounds, css="wide" if s.warning else ""))
+        cells.append(_precision(r))
         rows.append(Row(cells, _row_notes(r), css="warn" if s.warning else ""))
     return table(table_id, headers, rows)
 
@@ -174,7 +186,7 @@ def _latency_table(table_id: str, results: Sequence[Result], unit: str) -> str:
 def _throughput_table(table_id: str, results: Sequence[Result]) -> str:
     with_pool = any(r.pool is not None for r in results)
     headers = ["what", *(("pool", "concurrency") if with_pool else ()), "tasks", "rounds"]
-    headers += ["median (tasks/s)", "min (tasks/s)", "max (tasks/s)", "CV of rounds"]
+    headers += ["median (tasks/s)", "min (tasks/s)", "max (tasks/s)", "CV of rounds", PRECISION_HEADER]
     rows = []
     for r in results:
         t = r.throughput
@@ -182,6 +194,7 @@ def _throughput_table(table_id: str, results: Sequence[Result]) -> str:
         cells = [*_what(r, with_pool=with_pool), _number(t.samples), _number(t.rounds)]
         cells += [_number(t.median), _number(t.min), _number(t.max)]
         cells.append(_percent(t.cv_rounds, css="wide" if t.warning else ""))
+        cells.append(_precision(r))
         rows.append(Row(cells, _row_notes(r), css="warn" if t.warning else ""))
     return table(table_id, headers, rows)
 
@@ -330,11 +343,18 @@ def _plan_line(plan: Mapping[str, Any]) -> str:
         value = plan.get(key, "?")
         return f"{value:g}" if isinstance(value, float) else str(value)
 
+    most = plan.get("max_rounds") or {}
+
+    def rounds(step: str, key: str) -> str:
+        """``5`` or, with adaptive rounds, ``5-40`` (the minimum, then up to the maximum)."""
+        least = get(key)
+        return f"{least}-{most[step]}" if step in most and str(most[step]) != least else least
+
     return (
-        f"enqueue {get('enqueue_rounds')} rounds x {get('enqueue_per_round')} calls; producer "
-        f"{get('producer_rounds')} rounds x {get('producer_per_thread')} per thread; drain "
-        f"{get('drain_rounds')} x {get('drain_tasks')} tasks; open loop {get('e2e_rate')}/s for "
-        f"{get('e2e_seconds')} s"
+        f"enqueue {rounds('enqueue', 'enqueue_rounds')} rounds x {get('enqueue_per_round')} calls; producer "
+        f"{rounds('producer', 'producer_rounds')} rounds x {get('producer_per_thread')} per thread; drain "
+        f"{rounds('drain', 'drain_rounds')} x {get('drain_tasks')} tasks; open loop {get('e2e_rate')}/s, "
+        f"{rounds('e2e', 'e2e_rounds')} rounds of {get('e2e_seconds')} s"
     )
 
 

@@ -215,16 +215,78 @@ def measure_interleaved(
     A change in machine speed during the run then hits every call alike, so the ratios between them
     (e.g. to the floor) stay fair.
     """
+    warm_up(calls, warmup)
+    out: dict[str, list[list[float]]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        interleaved_round(calls, out, per_round=per_round, clock=clock, between=between)
+    return out
+
+
+def warm_up(calls: Mapping[str, Callable[[], object]], warmup: int = WARMUP_CALLS) -> None:
+    """``warmup`` untimed calls of each call (connections opened, caches filled)."""
     for call in calls.values():
         for _ in range(warmup):
             call()
-    out: dict[str, list[list[float]]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            out[name].append(sample_calls(call, n=per_round, clock=clock))
-            if between is not None:
-                between()
-    return out
+
+
+def interleaved_round(
+    calls: Mapping[str, Callable[[], object]],
+    out: dict[str, list[list[float]]],
+    *,
+    per_round: int,
+    clock: Callable[[], float] = time.perf_counter,
+    between: Callable[[], object] | None = None,
+) -> None:
+    """One round of each call in turn (A B C), appended to ``out[name]``; ``between`` after each."""
+    for name, call in calls.items():
+        out.setdefault(name, []).append(sample_calls(call, n=per_round, clock=clock))
+        if between is not None:
+            between()
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many rounds a step may run: at least ``min_rounds``; then more while any compared series is
+    not yet precise, until ``max_rounds`` or until the next round would overrun ``seconds``."""
+
+    min_rounds: int
+    max_rounds: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_rounds <= self.max_rounds:
+            raise ValueError(f"rounds: need 1 <= min ({self.min_rounds}) <= max ({self.max_rounds})")
+
+
+def rounds_until_precise(
+    one_round: Callable[[], object],
+    series: Callable[[], Mapping[str, Sequence[float]]],
+    targets: Mapping[str, float],
+    budget: Budget,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Run ``one_round`` until every series named in ``targets`` pins its median within its target.
+
+    ``series()`` gives, after each round, one value per round for each compared series (e.g. each
+    round's median latency); a series is precise when :func:`stats.precise` says so. Stops at
+    ``budget.max_rounds``, or when the mean round time so far says the next round would end past
+    ``budget.seconds`` (never before ``budget.min_rounds``). Returns the rounds run.
+    """
+    started = clock()
+    done = 0
+    while done < budget.max_rounds:
+        one_round()
+        done += 1
+        if done < budget.min_rounds:
+            continue
+        current = series()
+        if all(stats.precise(current[name], target) for name, target in targets.items()):
+            break
+        elapsed = clock() - started
+        if elapsed + elapsed / done > budget.seconds:
+            break
+    return done
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ plots included). The JSON format is versioned by ``SCHEMA_VERSION`` and describe
   ``fidelity`` gains ``timing_overhead_interval`` / ``timing_overhead_floor_interval`` (bootstrap interval
   of the median pair difference), ``overhead_pairs`` and ``overhead_confidence``; ``producer_capacity`` is
   the one-thread producer (the open-loop generator's), no longer the best of the producer modes.
+  Compatible addition: a result row's optional ``precision`` (the adaptive rounds: per headline statistic
+  its estimate, the median over rounds; its 95% interval; rounds used; relative half-width; the target;
+  ``reached``). Open-loop rows' ``round_values`` are now the medians of several open-loop rounds.
 """
 
 from __future__ import annotations
@@ -70,6 +73,20 @@ _CONFIG = {
     },
 }
 _INTERVAL = {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2}
+
+_PRECISION = {
+    "type": "object",
+    "required": [
+        "statistic", "estimate", "low", "high", "confidence", "rounds", "half_width", "target", "reached",
+    ],
+    "properties": {
+        "statistic": {"enum": ["median", "p50", "p99"]},
+        "estimate": _NUM, "low": _NUM, "high": _NUM, "confidence": _NUM, "rounds": _INT,
+        "half_width": {**_NUM, "description": "(high - low) / 2 / estimate"},
+        "target": _NUM,
+        "reached": {"type": "boolean"},
+    },
+}  # fmt: skip
 
 JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -139,6 +156,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "warning": {"type": ["string", "null"]},
                     "notes": {"type": "array", "items": {"type": "string"}},
                     "config": _CONFIG,
+                    "precision": {"type": "array", "items": _PRECISION},
                 },
                 "if": {"properties": {"kind": {"const": "latency"}}},
                 "then": {
@@ -236,6 +254,8 @@ def _row(result: Result) -> dict[str, Any]:
     row["floor_ratio"] = result.floor_ratio
     row["notes"] = list(result.notes)
     row["config"] = result.config.on(result.pool, result.concurrency).to_json()  # the row's own cell
+    if result.precision:
+        row["precision"] = [dataclasses.asdict(p) for p in result.precision]
     return row
 
 
@@ -333,7 +353,23 @@ def grid(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 TABLE_HEADERS = (
     "scenario", "pool", "n", "median", "IQR", "p90", "p99", "p99.9", "max", "unit", "x floor", "CV rounds",
+    "±95% (rounds)",
 )  # fmt: skip
+
+NOT_REACHED = "!"
+"""Marks a precision the adaptive rounds did not reach within the step's budget (table and page)."""
+
+
+def precision_text(result: Result) -> str:
+    """``±1.2% (8)``, or ``p50 ±1.2% p99 ±6.0%! (8)``: each headline's 95% half-width and the rounds."""
+    if not result.precision:
+        return "-"
+    single = len(result.precision) == 1
+    parts = [
+        ("" if single else f"{p.statistic} ") + f"±{p.half_width:.1%}" + ("" if p.reached else NOT_REACHED)
+        for p in result.precision
+    ]
+    return f"{' '.join(parts)} ({max(p.rounds for p in result.precision)})"
 
 
 def table(run: Run) -> str:
@@ -347,12 +383,13 @@ def table(run: Run) -> str:
                 r.scenario, pool, str(s.samples), number(s.median), number(s.iqr), number(s.p90),
                 number(s.p99), number(s.p999), number(s.max), s.unit,
                 "-" if r.floor_ratio is None else f"{r.floor_ratio:.2f}", percent(s.cv_rounds),
+                precision_text(r),
             ])  # fmt: skip
         elif r.throughput is not None:
             t = r.throughput
             rows.append([
                 r.scenario, pool, str(t.samples), number(t.median), "-", "-", "-", "-", number(t.max), t.unit,
-                "-", percent(t.cv_rounds),
+                "-", percent(t.cv_rounds), precision_text(r),
             ])  # fmt: skip
     return grid(TABLE_HEADERS, rows)
 
@@ -410,6 +447,12 @@ def reliability_table(records: Sequence[Any]) -> str:
 def text(run: Run) -> str:
     """The whole terminal report: table, fidelity, warnings, reliability."""
     parts = [table(run), "", config_line(run.context.get("config")), *fidelity_lines(run)]
+    parts = [table(run), "", *fidelity_lines(run)]
+    if any(not p.reached for r in run.results for p in r.precision):
+        parts.append(
+            f"{NOT_REACHED} : the rounds did not pin this figure within its target before the step's "
+            "budget ran out (see the warnings)"
+        )
     for note in _notes(run.results):
         parts.append(f"note: {note}")
     for warning in run.warnings:

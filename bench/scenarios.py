@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -87,11 +88,29 @@ class Plan:
     drain_tasks: int
     e2e_rate: float
     e2e_seconds: float
+    """Seconds of one open-loop round (``e2e_rounds`` or more rounds run per pool)."""
     concurrency: Mapping[str, tuple[int, ...]]
+    e2e_rounds: int = 3
+    max_rounds: Mapping[str, int] = field(default_factory=dict)
+    """Most rounds per adaptive step (``enqueue``, ``producer``, ``drain``, ``e2e``); absent: the minimum."""
+    budget_s: Mapping[str, float] = field(default_factory=dict)
+    """Seconds per adaptive step (``defaults.QUICK_BUDGET_S`` / ``FULL_BUDGET_S``); absent: no time limit."""
 
     @property
     def e2e_count(self) -> int:
+        """Open-loop arrivals per round."""
         return max(1, round(self.e2e_rate * self.e2e_seconds))
+
+    def budget(self, step: str) -> loadgen.Budget:
+        """The rounds and seconds ``step`` may use: its ``*_rounds`` field is the minimum."""
+        least = {
+            "enqueue": self.enqueue_rounds,
+            "producer": self.producer_rounds,
+            "drain": self.drain_rounds,
+            "e2e": self.e2e_rounds,
+        }[step]
+        most = max(least, self.max_rounds.get(step, least))
+        return loadgen.Budget(least, most, self.budget_s.get(step, float("inf")))
 
 
 _PARALLEL = max(2, os.cpu_count() or 1)
@@ -104,15 +123,18 @@ QUICK = Plan(
     producer_rounds=3,
     producer_per_thread=500,
     producer_parallel=_PARALLEL,
-    drain_rounds=2,
+    drain_rounds=3,
     drain_tasks=500,
     e2e_rate=100.0,
-    e2e_seconds=5.0,
+    e2e_seconds=2.0,
     concurrency={
         "solo": (1,),
         "prefork": (defaults.WORKER_CONCURRENCY,),
         "threads": (defaults.WORKER_CONCURRENCY,),
     },
+    e2e_rounds=3,
+    max_rounds={"enqueue": 40, "producer": 10, "drain": 10, "e2e": 8},
+    budget_s=defaults.QUICK_BUDGET_S,
 )
 
 FULL = Plan(
@@ -126,8 +148,11 @@ FULL = Plan(
     drain_rounds=5,
     drain_tasks=3000,
     e2e_rate=200.0,
-    e2e_seconds=30.0,
+    e2e_seconds=10.0,
     concurrency={"solo": (1,), "prefork": (2, 4), "threads": (2, 8)},
+    e2e_rounds=3,
+    max_rounds={"enqueue": 60, "producer": 15, "drain": 12, "e2e": 9},
+    budget_s=defaults.FULL_BUDGET_S,
 )
 
 
@@ -162,6 +187,9 @@ class Result:
     notes: tuple[str, ...] = ()
     config: Config = field(default_factory=Config)
     """The configuration this row measured (its pool and concurrency included)."""
+    precision: tuple[stats.Precision, ...] = ()
+    """How precisely the rounds pin the row's headline statistics (median, or p50 and p99), against the
+    targets the adaptive rounds worked for (``defaults.PRECISION_TARGET*``)."""
 
 
 @dataclass(frozen=True)
@@ -220,24 +248,33 @@ STEP_SECONDS = {
 }
 """Expected seconds of each part of the main job on the reference machine (2 cores, shared with other
 test runs), measured from ``--quick`` and full runs there (a full run without reliability: 508 s): the
-weights of the progress plan (``plan_steps``). Only their ratios matter: the estimate of the time left
-rescales them by the pace observed in the run (``bench.progress.Estimate``)."""
+weights of the progress plan (``plan_steps``; for an adaptive step, the cost of one round). Only their
+ratios matter: the estimate of the time left rescales them by the pace observed in the run
+(``bench.progress.Estimate``)."""
 
 
 def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
-    """The steps ``run`` reports, in its order, each with its expected seconds (``STEP_SECONDS``)."""
+    """The steps ``run`` reports, in its order, each with its expected seconds (``STEP_SECONDS``).
+
+    An adaptive step is expected to run until its budget (a shared machine rarely pins its figures
+    sooner), but never less than its minimum rounds or more than its maximum rounds take.
+    """
     sizes, cost = options.sizes, STEP_SECONDS
     n, per = sizes.producer_parallel, sizes.producer_per_thread
+
+    def adaptive(step: str, per_round: float) -> float:
+        budget = sizes.budget(step)
+        return max(budget.min_rounds * per_round, min(budget.seconds, budget.max_rounds * per_round))
+
     steps = [
         PlannedStep("broker", cost["broker"]),
-        PlannedStep("enqueue latency", sizes.enqueue_rounds * sizes.enqueue_per_round * cost["enqueue_call"]),
+        PlannedStep("enqueue latency", adaptive("enqueue", sizes.enqueue_per_round * cost["enqueue_call"])),
         PlannedStep("fidelity", sizes.overhead_blocks * sizes.overhead_per_block * cost["overhead_call"]),
-        PlannedStep("producer 1 thread", sizes.producer_rounds * per * cost["producer_1_thread_task"]),
-        PlannedStep("producer threads", sizes.producer_rounds * n * per * cost["producer_threads_task"]),
+        PlannedStep("producer 1 thread", adaptive("producer", per * cost["producer_1_thread_task"])),
+        PlannedStep("producer threads", adaptive("producer", n * per * cost["producer_threads_task"])),
         PlannedStep(
             "producer processes",
-            sizes.producer_rounds
-            * (n * per * cost["producer_processes_task"] + cost["producer_process_round"]),
+            adaptive("producer", n * per * cost["producer_processes_task"] + cost["producer_process_round"]),
         ),
     ]
     for pool in options.pools:
@@ -245,11 +282,11 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
             steps += [
                 PlannedStep(f"{pool} x{concurrency} start", cost["worker_start"]),
                 PlannedStep(
-                    f"{pool} x{concurrency} drain",
-                    sizes.drain_rounds * sizes.drain_tasks * cost["drain_task"],
+                    f"{pool} x{concurrency} drain", adaptive("drain", sizes.drain_tasks * cost["drain_task"])
                 ),
                 PlannedStep(
-                    f"{pool} x{concurrency} open loop", sizes.e2e_seconds + cost["e2e_after_arrivals"]
+                    f"{pool} x{concurrency} open loop",
+                    adaptive("e2e", sizes.e2e_seconds + cost["e2e_after_arrivals"]),
                 ),
             ]
     if options.reliability:
@@ -356,17 +393,23 @@ def _enqueue(
     def trim() -> None:  # keep the queues small between rounds (no worker consumes them yet)
         conn.delete(scratch, queue)
 
-    n = sizes.enqueue_rounds * sizes.enqueue_per_round
-    steps.step(f"enqueue latency: {n} x LPUSH floor ({message_bytes} B), apply_async, delay")
-    measured = loadgen.measure_interleaved(
-        {
-            "enqueue.floor": floor,
-            "enqueue.apply_async": client.apply_async_ignore,
-            "enqueue.delay": client.delay,
-        },
-        rounds=sizes.enqueue_rounds,
-        per_round=sizes.enqueue_per_round,
-        between=trim,
+    budget = sizes.budget("enqueue")
+    steps.step(
+        f"enqueue latency: LPUSH floor ({message_bytes} B), apply_async, delay interleaved, "
+        f"{budget.min_rounds}-{budget.max_rounds} rounds x {sizes.enqueue_per_round} calls"
+    )
+    calls = {
+        "enqueue.floor": floor,
+        "enqueue.apply_async": client.apply_async_ignore,
+        "enqueue.delay": client.delay,
+    }
+    measured: dict[str, list[list[float]]] = {name: [] for name in calls}
+    loadgen.warm_up(calls)
+    loadgen.rounds_until_precise(
+        lambda: loadgen.interleaved_round(calls, measured, per_round=sizes.enqueue_per_round, between=trim),
+        lambda: {name: [statistics.median(r) for r in rounds] for name, rounds in measured.items()},
+        dict.fromkeys(calls, defaults.PRECISION_TARGET),
+        budget,
     )
     for name, rounds in measured.items():
         samples[name] = tuple(v for r in rounds for v in r)
@@ -396,6 +439,11 @@ def _enqueue(
                 concurrency=None,
                 latency=summary,
                 floor_ratio=stats.ratio(summary.median, floor_summary.median),
+                precision=(
+                    stats.precision(
+                        summary.round_medians, statistic="median", target=defaults.PRECISION_TARGET
+                    ),
+                ),
             )
         )
     return out, (overhead, overhead_floor)
@@ -432,22 +480,45 @@ def _producer(
         ),
     ]
     out = []
+    budget = sizes.budget("producer")
     for name, title, measure in modes:
-        steps.step(f"producer throughput: {title} ({sizes.producer_rounds} rounds)")
-        rounds = []
-        for _ in range(sizes.producer_rounds):
-            rounds.append(measure())
-            conn.delete(queue)
+        steps.step(f"producer throughput: {title} ({budget.min_rounds}-{budget.max_rounds} rounds)")
+        rounds = _rounds_of(measure, budget, after=lambda: conn.delete(queue))
+        throughput = stats.summarize_throughput(rounds, what=name)
         out.append(
             Result(
                 scenario=name,
                 title=title,
                 pool=None,
                 concurrency=None,
-                throughput=stats.summarize_throughput(rounds, what=name),
+                throughput=throughput,
+                precision=(_rate_precision(throughput),),
             )
         )
     return out
+
+
+def _rounds_of(
+    measure: Callable[[], tuple[int, float]], budget: loadgen.Budget, *, after: Callable[[], object]
+) -> list[tuple[int, float]]:
+    """``(count, seconds)`` rounds of ``measure`` until their rates are precise or ``budget`` is spent."""
+    rounds: list[tuple[int, float]] = []
+
+    def one() -> None:
+        rounds.append(measure())
+        after()
+
+    loadgen.rounds_until_precise(
+        one,
+        lambda: {"rate": [c / t for c, t in rounds if c > 0 and t > 0]},
+        {"rate": defaults.PRECISION_TARGET},
+        budget,
+    )
+    return rounds
+
+
+def _rate_precision(throughput: stats.ThroughputSummary) -> stats.Precision:
+    return stats.precision(throughput.round_rates, statistic="median", target=defaults.PRECISION_TARGET)
 
 
 @contextlib.contextmanager
@@ -495,47 +566,123 @@ def _pool_cell(
         name=f"bench-{pool}{concurrency}-{run_id}",
     )
     control = control_app(broker.url)
+    cell = _Cell(conn, queue, f"{run_id}-{pool}{concurrency}", label, control, worker)
     try:
         with (
             worker,
             loadgen.Client(broker.url, queue, backend=False, settings=config.producer_settings) as producer,
         ):
-            steps.step(f"{label}: drain {sizes.drain_rounds} x {sizes.drain_tasks} queued no-op tasks")
-            rounds = []
-            for r in range(sizes.drain_rounds):
-                prefix = f"{run_id}-drain-{pool}{concurrency}-{r}-"
-                ids = loadgen.task_ids(prefix, sizes.drain_tasks)
-                for task_id in ids:
-                    producer.send(loadgen.NOOP, task_id)
-                with loadgen.ResultCollector(conn, prefix) as collector, consuming(control, worker, queue):
-                    wait_results(
-                        collector, len(ids), DRAIN_TIMEOUT, f"{pool} worker to drain {len(ids)} tasks"
-                    )
-                rounds.append(loadgen.drain_rate(collector.outcomes()))
-            drain = stats.summarize_throughput(rounds, what=f"drain {label}")
-
-            steps.step(f"{label}: open loop, {sizes.e2e_rate:g} tasks/s for {sizes.e2e_seconds:g}s")
-            prefix = f"{run_id}-e2e-{pool}{concurrency}-"
-            ids = loadgen.task_ids(prefix, sizes.e2e_count)
-            generator = loadgen.OpenLoop(
-                lambda task_id: producer.send(loadgen.STAMP, task_id), rate=sizes.e2e_rate, count=len(ids)
+            budget = sizes.budget("drain")
+            steps.step(
+                f"{label}: drain {budget.min_rounds}-{budget.max_rounds} rounds x {sizes.drain_tasks} "
+                "queued no-op tasks"
             )
-            with loadgen.ResultCollector(conn, prefix) as collector, consuming(control, worker, queue):
-                sent = generator.run(ids)
-                wait_results(
-                    collector, len(ids), E2E_GRACE, f"results of {len(ids)} open-loop tasks on {pool}"
-                )
-            to_start, to_result, missing = loadgen.e2e_latencies(sent, collector.outcomes())
+            drain = stats.summarize_throughput(
+                _rounds_of(lambda: cell.drain_round(producer, sizes.drain_tasks), budget, after=lambda: None),
+                what=f"drain {label}",
+            )
+            budget = sizes.budget("e2e")
+            steps.step(
+                f"{label}: open loop, {sizes.e2e_rate:g} tasks/s, {budget.min_rounds}-{budget.max_rounds} "
+                f"rounds of {sizes.e2e_seconds:g}s"
+            )
+            loop = _OpenLoopRounds(cell, producer, sizes)
+            loadgen.rounds_until_precise(loop.round, loop.series, E2E_TARGETS, budget)
     finally:
         control.close()
+    samples[f"e2e.start:{label}"] = tuple(v for r in loop.to_start for v in r)
+    samples[f"e2e.result:{label}"] = tuple(v for r in loop.to_result for v in r)
+    return _cell_results(label, pool, concurrency, sizes, drain, loop), loop.lag
 
-    lag = loadgen.generator_lag(sent)
+
+E2E_TARGETS = {
+    "start p50": defaults.PRECISION_TARGET,
+    "start p99": defaults.PRECISION_TARGET_TAIL,
+    "result p50": defaults.PRECISION_TARGET,
+    "result p99": defaults.PRECISION_TARGET_TAIL,
+}
+"""The open-loop series the adaptive rounds hold to a target: each round's p50 and p99 of both latencies."""
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One pool's worker and the names its rounds use (task-id prefixes, the queue it consumes)."""
+
+    conn: redis.Redis
+    queue: str
+    prefix: str
+    label: str
+    control: celery.Celery
+    worker: Worker
+
+    def drain_round(self, producer: loadgen.Client, tasks: int) -> tuple[int, float]:
+        """Fill the queue with ``tasks`` no-ops while the worker is off it, then time its drain."""
+        prefix = f"{self.prefix}-drain-{uuid.uuid4().hex[:6]}-"
+        ids = loadgen.task_ids(prefix, tasks)
+        for task_id in ids:
+            producer.send(loadgen.NOOP, task_id)
+        with loadgen.ResultCollector(self.conn, prefix) as collector, self.consuming():
+            wait_results(collector, len(ids), DRAIN_TIMEOUT, f"{self.label} worker to drain {len(ids)} tasks")
+        return loadgen.drain_rate(collector.outcomes())
+
+    def consuming(self) -> contextlib.AbstractContextManager[None]:
+        return consuming(self.control, self.worker, self.queue)
+
+
+class _OpenLoopRounds:
+    """Open-loop rounds on one pool: each a fresh generator at the plan's rate for ``e2e_seconds``."""
+
+    def __init__(self, cell: _Cell, producer: loadgen.Client, sizes: Plan) -> None:
+        self.cell, self.producer, self.sizes = cell, producer, sizes
+        self.to_start: list[list[float]] = []
+        self.to_result: list[list[float]] = []
+        self.missing = 0
+        self.sent = 0
+        self.lag = 0.0
+
+    def round(self) -> None:
+        sizes, cell = self.sizes, self.cell
+        prefix = f"{cell.prefix}-e2e-{len(self.to_start)}-"
+        ids = loadgen.task_ids(prefix, sizes.e2e_count)
+        generator = loadgen.OpenLoop(
+            lambda task_id: self.producer.send(loadgen.STAMP, task_id), rate=sizes.e2e_rate, count=len(ids)
+        )
+        with loadgen.ResultCollector(cell.conn, prefix) as collector, cell.consuming():
+            sent = generator.run(ids)
+            wait_results(
+                collector, len(ids), E2E_GRACE, f"results of {len(ids)} open-loop tasks on {cell.label}"
+            )
+        to_start, to_result, missing = loadgen.e2e_latencies(sent, collector.outcomes())
+        self.to_start.append(to_start)
+        self.to_result.append(to_result)
+        self.missing += len(missing)
+        self.sent += len(sent)
+        self.lag = max(self.lag, loadgen.generator_lag(sent))
+
+    def series(self) -> dict[str, list[float]]:
+        """Each round's p50 and p99 (seconds) of enqueue -> start and enqueue -> result."""
+        out: dict[str, list[float]] = {}
+        for name, rounds in (("start", self.to_start), ("result", self.to_result)):
+            kept = [r for r in rounds if r]
+            out[f"{name} p50"] = [stats.quantile(r, 0.50) for r in kept]
+            out[f"{name} p99"] = [stats.quantile(r, 0.99) for r in kept]
+        return out
+
+
+def _cell_results(
+    label: str,
+    pool: str,
+    concurrency: int,
+    sizes: Plan,
+    drain: stats.ThroughputSummary,
+    loop: _OpenLoopRounds,
+) -> list[Result]:
     notes: list[str] = []
-    if missing:
-        notes.append(f"{len(missing)} of {len(sent)} tasks had no successful result")
-    if lag > LAG_NOTE:
+    if loop.missing:
+        notes.append(f"{loop.missing} of {loop.sent} tasks had no successful result")
+    if loop.lag > LAG_NOTE:
         notes.append(
-            f"the generator fell {lag * 1e3:.0f} ms behind schedule; latency still counts from the "
+            f"the generator fell {loop.lag * 1e3:.0f} ms behind schedule; latency still counts from the "
             "intended enqueue time"
         )
     if sizes.e2e_rate >= drain.median:
@@ -543,30 +690,32 @@ def _pool_cell(
             f"arrival rate {sizes.e2e_rate:g}/s >= drain rate {drain.median:.0f}/s: the worker is "
             "saturated and latency grows with the run's length"
         )
-    key = f"{pool} x{concurrency}"
-    samples[f"e2e.start:{key}"] = tuple(to_start)
-    samples[f"e2e.result:{key}"] = tuple(to_result)
-    # Each open-loop arrival is its own round here: spread across rounds is the drain's business.
-    start_summary = stats.summarize_latency([to_start], unit="ms", what=f"e2e.start {label}")
-    result_summary = stats.summarize_latency([to_result], unit="ms", what=f"e2e.result {label}")
-    return [
-        Result("drain", "worker drain rate (pre-filled queue)", pool, concurrency, throughput=drain),
-        Result(
-            "e2e.start",
-            f"enqueue -> task start, open loop {sizes.e2e_rate:g}/s",
-            pool,
-            concurrency,
-            latency=start_summary,
-            notes=tuple(notes),
-        ),
-        Result(
-            "e2e.result",
-            f"enqueue -> result available, open loop {sizes.e2e_rate:g}/s",
-            pool,
-            concurrency,
-            latency=result_summary,
-        ),
-    ], lag
+    series = loop.series()
+    out = [Result("drain", "worker drain rate (pre-filled queue)", pool, concurrency, throughput=drain,
+                  precision=(_rate_precision(drain),))]  # fmt: skip
+    for name, rounds, to in (
+        ("start", loop.to_start, "task start"),
+        ("result", loop.to_result, "result available"),
+    ):
+        scale = stats.UNIT_SCALE["ms"]
+        precision = tuple(
+            stats.precision(
+                [v * scale for v in series[f"{name} {q}"]], statistic=q, target=E2E_TARGETS[f"{name} {q}"]
+            )
+            for q in ("p50", "p99")
+        )
+        out.append(
+            Result(
+                f"e2e.{name}",
+                f"enqueue -> {to}, open loop {sizes.e2e_rate:g}/s",
+                pool,
+                concurrency,
+                latency=stats.summarize_latency(rounds, unit="ms", what=f"e2e.{name} {label}"),
+                notes=tuple(notes) if name == "start" else (),
+                precision=precision,
+            )
+        )
+    return out
 
 
 def _cleanup_external(conn: redis.Redis, queue: str, run_id: str) -> None:
@@ -640,9 +789,25 @@ def _warnings(results: list[Result], fidelity: Fidelity, sizes: Plan) -> list[st
                 f"the open-loop generator's producer (1 thread) is only {fidelity.capacity_ratio:.1f}x the "
                 f"slowest drain rate ({fidelity.slowest_pool}); the target is >= {CAPACITY_TARGET:g}x"
             )
+    out.extend(_precision_warnings(results))
     overhead = _overhead_warning(fidelity)
     if overhead:
         out.append(overhead)
+    return out
+
+
+def _precision_warnings(results: list[Result]) -> list[str]:
+    """One warning per headline figure whose rounds did not reach their precision target."""
+    out = []
+    for r in results:
+        where = r.scenario if r.pool is None else f"{r.scenario} {r.pool} x{r.concurrency}"
+        for p in r.precision:
+            if not p.reached:
+                out.append(
+                    f"{where}: the {p.statistic} over {p.rounds} rounds is pinned to ±{p.half_width:.1%} "
+                    f"({p.confidence:.0%} interval), not the ±{p.target:.1%} target: the step's budget ran "
+                    "out first (rounds or seconds); expect this figure to vary more from run to run"
+                )
     return out
 
 

@@ -191,6 +191,81 @@ def paired_difference(
     )
 
 
+@dataclass(frozen=True)
+class Precision:
+    """How precisely a run pins one statistic: the median over rounds of that statistic, its interval.
+
+    ``estimate`` is the median of the per-round values (e.g. each round's median latency, rate or p99);
+    ``low``..``high`` its percentile-bootstrap interval at ``confidence`` (rounds resampled whole, fixed
+    seed); ``half_width`` is half the interval's width relative to the estimate. The run reached its
+    ``target`` when ``half_width <= target``: more rounds would not be expected to move the estimate by
+    more than that fraction.
+    """
+
+    statistic: str
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    rounds: int
+    half_width: float
+    target: float
+    reached: bool
+
+
+def median_interval(
+    values: Sequence[float],
+    *,
+    confidence: float = CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    rng: random.Random | None = None,
+) -> tuple[float, float, float]:
+    """(median, low, high): ``values``' median and its percentile-bootstrap interval at ``confidence``.
+
+    Deterministic: ``rng`` defaults to a fixed seed. One value gives a zero-width interval at that value
+    (callers require a minimum number of rounds before they trust it).
+    """
+    if not values:
+        raise NoSamplesError("median interval of no values")
+    draw = rng or random.Random(0)
+    n = len(values)
+    medians = sorted(statistics.median(draw.choices(values, k=n)) for _ in range(resamples))
+    tail = (1.0 - confidence) / 2
+    return statistics.median(values), quantile(medians, tail), quantile(medians, 1.0 - tail)
+
+
+def relative_half_width(estimate: float, low: float, high: float) -> float:
+    """Half of ``high - low`` as a fraction of ``estimate`` (infinite for a zero estimate)."""
+    return math.inf if estimate == 0 else (high - low) / 2 / abs(estimate)
+
+
+def precision(
+    values: Sequence[float], *, statistic: str, target: float, confidence: float = CONFIDENCE
+) -> Precision:
+    """The :class:`Precision` of the median of ``values`` (one value per round) against ``target``."""
+    estimate, low, high = median_interval(values, confidence=confidence)
+    half = relative_half_width(estimate, low, high)
+    return Precision(
+        statistic=statistic,
+        estimate=estimate,
+        low=low,
+        high=high,
+        confidence=confidence,
+        rounds=len(values),
+        half_width=half,
+        target=target,
+        reached=len(values) > 1 and half <= target,
+    )
+
+
+def precise(values: Sequence[float], target: float, *, min_rounds: int = 2) -> bool:
+    """Whether at least ``min_rounds`` values pin their median within ``target`` (relative half-width)."""
+    if len(values) < max(2, min_rounds):
+        return False
+    estimate, low, high = median_interval(values)
+    return relative_half_width(estimate, low, high) <= target
+
+
 # -- HDR histogram ---------------------------------------------------------------------------------
 def histogram(samples_s: Sequence[float]) -> HdrHistogram:
     """An HDR histogram of ``samples_s`` (seconds), recorded in integer nanoseconds."""
