@@ -447,7 +447,6 @@ def reliability_table(records: Sequence[Any]) -> str:
 def text(run: Run) -> str:
     """The whole terminal report: table, fidelity, warnings, reliability."""
     parts = [table(run), "", config_line(run.context.get("config")), *fidelity_lines(run)]
-    parts = [table(run), "", *fidelity_lines(run)]
     if any(not p.reached for r in run.results for p in r.precision):
         parts.append(
             f"{NOT_REACHED} : the rounds did not pin this figure within its target before the step's "
