@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from bench import config, html, pools, progress, report, scenarios, stale
 from bench.broker import BrokerError, check_url
@@ -107,7 +107,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sizes.add_argument("--duration", type=_positive(float), metavar="S", help="open-loop duration (seconds)")
     sub.add_parser("schema", help="print the JSON Schema of the report")
+    add_compare_parser(sub)
     return parser
+
+
+def add_compare_parser(sub: Any) -> None:
+    """``compare A.json B.json [--threshold PCT]`` (``bench.compare``)."""
+    compare = sub.add_parser(
+        "compare",
+        help="compare two JSON reports figure by figure; exit 1 on a significant regression",
+        description="Per figure (matched by scenario, pool and configuration): B faster or slower than A, "
+        "by how much, and whether it is significant (Welch's t-test on the rounds). Exit 1 when a figure "
+        "is significantly slower by more than the threshold, 2 on bad input.",
+    )
+    compare.add_argument("a", type=Path, metavar="A.json", help="the reference report (before)")
+    compare.add_argument("b", type=Path, metavar="B.json", help="the report to judge (after)")
+    compare.add_argument(
+        "--threshold", type=_non_negative, metavar="PCT", default=None,
+        help="a significant slowdown beyond PCT percent is a regression (default 10)",
+    )  # fmt: skip
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a percentage such as 5")
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite percentage >= 0")
+    return value
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -290,12 +318,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``compare A.json B.json``: 0 no significant regression, 1 a regression, 2 bad input."""
+    from bench import compare, tables
+
+    threshold = compare.DEFAULT_THRESHOLD if args.threshold is None else args.threshold / 100
+    try:
+        comparison = compare.compare_files(args.a, args.b, threshold=threshold)
+    except compare.CompareError as exc:
+        _say(f"python -m bench compare: error: {exc}")
+        return EXIT_USAGE
+    print(tables.comparison_text(comparison), flush=True)
+    return EXIT_FAILED if comparison.regressions else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "schema":
         print(json.dumps(report.JSON_SCHEMA, indent=2))
         return EXIT_OK
+    if args.command == "compare":
+        return cmd_compare(args)
     raise_on_sigterm()
     try:
         return cmd_run(args)
