@@ -372,6 +372,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError(f"--pool: {exc}")
     cells, rounds = sweep_cells(args)
     base = build_config(args)
+    try:
+        sweep.cell_settings(dict(base.settings), where="--set")
+    except sweep.SweepError as exc:
+        raise UsageError(str(exc)) from None
     path = args.json or REPORT_DIR / default_json_path().name.replace("bench-", "sweep-")
     check_writable(path)
     if args.broker_url:

@@ -75,17 +75,22 @@ OBJECTIVES = (
 
 CELERY_BENCH_SETTINGS: Settings = (
     ("task_default_delivery_mode", "transient"),
-    ("task_ignore_result", True),
     ("worker_prefetch_multiplier", 0),
 )
-"""What ``--set`` can express of Celery's own worker benchmark (``t/benchmarks/bench_worker.py``):
-prefetch 0 (unlimited), transient messages, no results stored by the app's tasks. It also sets
-``broker_pool_limit=10`` (Celery's default already), a ``no_ack`` queue and ``result_backend=None``:
-the harness's queue is its own, and its probes store their results (the drain counts them)."""
+"""What a cell can express of Celery's own worker benchmark (``t/benchmarks/bench_worker.py``):
+prefetch 0 (unlimited), transient messages. It also sets ``broker_pool_limit=10`` (Celery's default
+already), a ``no_ack`` queue and ``result_backend=None``: the harness's queue is its own, and the drain
+and open-loop figures count the probes' results, so no cell can turn results off (``UNMEASURABLE``)."""
+
+UNMEASURABLE = {
+    "task_ignore_result": "the drain and open-loop figures count the probe tasks' results, and a "
+    "producer's ignore_result travels in the message and stops the worker storing them; the main job's "
+    "enqueue.apply_async row is the ignore_result=True enqueue",
+}
+"""Settings a sweep cell cannot take, with the reason (the cell would wait for results that never come)."""
 
 BUILTIN = (
     Cell("default"),
-    Cell("ignore_result", (("task_ignore_result", True),)),
     Cell("msgpack", (("accept_content", ["json", "msgpack"]), ("task_serializer", "msgpack"))),
     Cell("zlib", (("task_compression", "zlib"),)),
     Cell("prefetch 1", (("worker_prefetch_multiplier", 1),)),
@@ -99,7 +104,7 @@ BUILTIN = (
 """The default matrix (``python -m bench sweep``). Every harness worker already runs without gossip and
 mingle (``bench.worker``), so those are not a cell."""
 
-QUICK_CELLS = ("default", "ignore_result", "prefetch 16", "acks_late", "celery bench")
+QUICK_CELLS = ("default", "prefetch 16", "acks_late", "celery bench")
 """The cells of ``--quick`` (names in ``BUILTIN``)."""
 
 QUICK_PLAN = dataclasses.replace(
@@ -128,6 +133,9 @@ CELL_KEYS = {"name", "set", "pool", "concurrency"}
 # -- the matrix ---------------------------------------------------------------------------------------
 def cell_settings(values: Mapping[str, Any], *, where: str) -> Settings:
     """Settings checked as ``--set`` checks them (a known name, a value of its type)."""
+    for name in values:
+        if name in UNMEASURABLE:
+            raise SweepError(f"{where}: {name} cannot be swept: {UNMEASURABLE[name]}")
     try:
         return config.parse_sets(f"{name}={json.dumps(value)}" for name, value in values.items())
     except ConfigError as exc:
@@ -213,6 +221,8 @@ def axes_cells(axes: Iterable[str]) -> tuple[Cell, ...]:
             raise SweepError(
                 f"--set-axis {axis!r}: give NAME=V1,V2, e.g. --set-axis worker_prefetch_multiplier=1,4,16"
             )
+        if name.strip() in UNMEASURABLE:
+            raise SweepError(f"--set-axis {name.strip()} cannot be swept: {UNMEASURABLE[name.strip()]}")
         try:
             parsed.append([config.parse_set(f"{name.strip()}={v}") for v in values.split(",")])
         except ConfigError as exc:
