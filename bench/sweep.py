@@ -400,7 +400,9 @@ def run(
         "plan": dataclasses.asdict(plan) | {"concurrency": {}},
     }
     context.pop("queue", None)
-    warnings = tuple(w for cell_runs in runs.values() for r in cell_runs for w in r.warnings)
+    warnings = tuple(
+        f"{name}: {w}" for name, cell_runs in runs.items() for r in cell_runs for w in r.warnings
+    )
     return conclude(cells, rows, context=context, duration_s=time.monotonic() - started, warnings=warnings)
 
 

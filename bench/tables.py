@@ -163,8 +163,11 @@ def sweep_text(sweep: Sweep) -> str:
     )
     parts += ["", "RECOMMENDATIONS (against the baseline cell, median of the rounds)"]
     parts += [recommendation_line(r, sweep.baseline) for r in sweep.recommendations]
-    for warning in sweep.warnings:
-        parts.append(f"WARNING: {warning}")
+    if sweep.warnings:
+        parts.append(
+            f"WARNING: the cells' runs gave {len(sweep.warnings)} warnings (wide spreads across rounds, "
+            "timing overhead, producer capacity; under warnings in the JSON): the machine may be busy"
+        )
     return "\n".join(parts)
 
 
