@@ -148,7 +148,10 @@ def load(path: Path) -> dict[str, Any]:
 def config_key(config: Mapping[str, Any] | None) -> str:
     """The configuration as a matching key: app and ``--set`` settings (the pool is in the key already)."""
     config = config or {}
-    return json.dumps({"app": config.get("app"), "settings": config.get("settings") or {}}, sort_keys=True)
+    key = {"app": config.get("app"), "settings": config.get("settings") or {}}
+    if config.get("producer_reuse"):
+        key["producer_reuse"] = True
+    return json.dumps(key, sort_keys=True)
 
 
 def figures(doc: Mapping[str, Any], *, path: str = "report") -> tuple[Figure, ...]:

@@ -52,6 +52,8 @@ class Cell:
     """``None``: the sweep's ``--pool``."""
     concurrency: int | None = None
     """``None``: 1 for solo, else ``bench.defaults.WORKER_CONCURRENCY``."""
+    producer_reuse: bool = False
+    """The harness's producers hold one producer per thread (``apply_async(producer=...)``)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ CELERY_BENCH_SETTINGS: Settings = (
     ("worker_prefetch_multiplier", 0),
 )
 """What a cell can express of Celery's own worker benchmark (``t/benchmarks/bench_worker.py``):
-prefetch 0 (unlimited), transient messages. It also sets ``broker_pool_limit=10`` (Celery's default
+prefetch 0 (unlimited), transient messages (and its cell reuses one producer, as its ``bench_apply``
+does). It also sets ``broker_pool_limit=10`` (Celery's default
 already), a ``no_ack`` queue and ``result_backend=None``: the harness's queue is its own, and the drain
 and open-loop figures count the probes' results, so no cell can turn results off (``UNMEASURABLE``)."""
 
@@ -91,6 +94,7 @@ UNMEASURABLE = {
 
 BUILTIN = (
     Cell("default"),
+    Cell("producer reuse", producer_reuse=True),
     Cell("msgpack", (("accept_content", ["json", "msgpack"]), ("task_serializer", "msgpack"))),
     Cell("zlib", (("task_compression", "zlib"),)),
     Cell("prefetch 1", (("worker_prefetch_multiplier", 1),)),
@@ -99,12 +103,12 @@ BUILTIN = (
     Cell("events", (("task_send_sent_event", True), ("worker_send_task_events", True))),
     Cell("prefork x2", pool="prefork", concurrency=2),
     Cell("prefork x4", pool="prefork", concurrency=4),
-    Cell("celery bench", CELERY_BENCH_SETTINGS),
+    Cell("celery bench", CELERY_BENCH_SETTINGS, producer_reuse=True),
 )
 """The default matrix (``python -m bench sweep``). Every harness worker already runs without gossip and
 mingle (``bench.worker``), so those are not a cell."""
 
-QUICK_CELLS = ("default", "prefetch 16", "acks_late", "celery bench")
+QUICK_CELLS = ("default", "producer reuse", "prefetch 16", "celery bench")
 """The cells of ``--quick`` (names in ``BUILTIN``)."""
 
 QUICK_PLAN = dataclasses.replace(
@@ -127,7 +131,7 @@ QUICK_ROUNDS = 2
 FULL_ROUNDS = 3
 
 MATRIX_KEYS = {"rounds", "cell"}
-CELL_KEYS = {"name", "set", "pool", "concurrency"}
+CELL_KEYS = {"name", "set", "pool", "concurrency", "producer_reuse"}
 
 
 # -- the matrix ---------------------------------------------------------------------------------------
@@ -169,7 +173,10 @@ def _cell(raw: Any, index: int, path: str) -> Cell:
         isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
     ):
         raise SweepError(f"{where} ({name}): concurrency must be a positive integer, got {concurrency!r}")
-    return Cell(name.strip(), cell_settings(sets, where=f"{where} ({name})"), pool, concurrency)
+    reuse = raw.get("producer_reuse", False)
+    if not isinstance(reuse, bool):
+        raise SweepError(f"{where} ({name}): producer_reuse must be true or false, got {reuse!r}")
+    return Cell(name.strip(), cell_settings(sets, where=f"{where} ({name})"), pool, concurrency, reuse)
 
 
 def parse_matrix(text: str, *, path: str = "matrix") -> tuple[tuple[Cell, ...], int | None]:
@@ -284,6 +291,7 @@ class Recommendation:
     """Whether the cell's rounds differ from the baseline's (Welch, ``bench.compare``)."""
     costs: tuple[tuple[str, float | None], ...]
     """Per other objective: relative change of its figure against the baseline."""
+    producer_reuse: bool = False
 
 
 @dataclass(frozen=True)
@@ -306,7 +314,13 @@ class Sweep:
 def cell_config(base: Config, cell: Cell, pool: str) -> Config:
     """``base`` (``--app`` / ``--set``) with the cell's settings on top, on the cell's pool."""
     settings = tuple(sorted((dict(base.settings) | dict(cell.settings)).items()))
-    return dataclasses.replace(base, settings=settings, pool=cell.pool or pool, concurrency=cell.concurrency)
+    return dataclasses.replace(
+        base,
+        settings=settings,
+        pool=cell.pool or pool,
+        concurrency=cell.concurrency,
+        producer_reuse=base.producer_reuse or cell.producer_reuse,
+    )
 
 
 def _options(base: Config, cell: Cell, pool: str, plan: scenarios.Plan, broker_url: str) -> scenarios.Options:
@@ -459,17 +473,17 @@ def recommend(
 ) -> tuple[Recommendation, ...]:
     """Per objective: the best cell, its gain over the baseline (and whether significant), its costs."""
     out = []
-    settings = {cell.name: cell.settings for cell in cells}
+    by_name = {cell.name: cell for cell in cells}
     base = scores[baseline]
     for objective in OBJECTIVES:
         measured = [(c, s[objective.name]) for c, s in scores.items() if s[objective.name] is not None]
         if not measured:
             continue
         best, value = measured[0]
-        for cell, candidate in measured[1:]:
+        for name, candidate in measured[1:]:
             assert candidate is not None and value is not None
             if better(objective, candidate, value):
-                best, value = cell, candidate
+                best, value = name, candidate
         is_significant, _ = compare.significant(
             _rounds(_row(rows, baseline, objective.scenario), objective),
             _rounds(_row(rows, best, objective.scenario), objective),
@@ -480,7 +494,12 @@ def recommend(
             if other is not objective
         )
         gain = None if best == baseline else relative(value, base[objective.name])
-        out.append(Recommendation(objective, best, settings[best], gain, is_significant, costs))
+        chosen = by_name[best]
+        out.append(
+            Recommendation(
+                objective, best, chosen.settings, gain, is_significant, costs, chosen.producer_reuse
+            )
+        )
     return tuple(out)
 
 
@@ -543,7 +562,13 @@ def to_json(sweep: Sweep) -> dict[str, Any]:
         "context": dict(sweep.context),
         "duration_s": sweep.duration_s,
         "cells": [
-            {"name": c.name, "settings": dict(c.settings), "pool": c.pool, "concurrency": c.concurrency}
+            {
+                "name": c.name,
+                "settings": dict(c.settings),
+                "pool": c.pool,
+                "concurrency": c.concurrency,
+                "producer_reuse": c.producer_reuse,
+            }
             for c in sweep.cells
         ],
         "results": [_row_json(r) for r in sweep.rows],
@@ -556,6 +581,7 @@ def to_json(sweep: Sweep) -> dict[str, Any]:
                 "objective": r.objective.name,
                 "cell": r.cell,
                 "settings": dict(r.settings),
+                "producer_reuse": r.producer_reuse,
                 "gain": r.gain,
                 "significant": r.significant,
                 "costs": dict(r.costs),

@@ -24,7 +24,8 @@ def settings_label(config_key: str) -> str:
         return "-"
     data = json.loads(config_key)
     sets = " ".join(f"{k}={json.dumps(v)}" for k, v in data["settings"].items())
-    return f"{data['app']}" + (f"; {sets}" if sets else "")
+    sets += " producer reused" if data.get("producer_reuse") else ""
+    return f"{data['app']}" + (f"; {sets.strip()}" if sets else "")
 
 
 def change_label(verdict: Verdict) -> str:
@@ -88,8 +89,10 @@ def comparison_text(comparison: Comparison) -> str:
 
 
 # -- sweeps -------------------------------------------------------------------------------------------
-def _settings(settings: Iterable[tuple[str, Any]]) -> str:
-    return " ".join(f"{k}={json.dumps(v)}" for k, v in settings) or "(the app's own)"
+def _settings(settings: Iterable[tuple[str, Any]], producer_reuse: bool = False) -> str:
+    text = " ".join(f"{k}={json.dumps(v)}" for k, v in settings)
+    text += " apply_async(producer=held)" if producer_reuse else ""
+    return text.strip() or "(the app's own)"
 
 
 def _signed(change: float | None) -> str:
@@ -132,7 +135,7 @@ def objective_table(sweep: Sweep, objective: Objective) -> str:
             name, f"{row.config.pool} x{row.config.concurrency or 1}" if row.config.pool else "-",
             number(value), _signed(relative(value, base)), percent(spread),
             "-" if row.floor_ratio is None else f"{row.floor_ratio:.2f}",
-            "*" if name in sweep.front else "", _settings(cells[name].settings),
+            "*" if name in sweep.front else "", _settings(cells[name].settings, cells[name].producer_reuse),
         ])  # fmt: skip
     return f"{objective.title.upper()} ({objective.field} of the rounds' figures)\n" + grid(headers, rows)
 
@@ -149,7 +152,7 @@ def recommendation_line(rec: Recommendation, baseline: str) -> str:
     )
     costs = ", ".join(_judged(o, dict(rec.costs).get(o.name)) for o in OBJECTIVES if o is not rec.objective)
     return (
-        f"{rec.objective.name}: {rec.cell} [{_settings(rec.settings)}]: "
+        f"{rec.objective.name}: {rec.cell} [{_settings(rec.settings, rec.producer_reuse)}]: "
         f"{_judged(rec.objective, rec.gain)} vs {baseline} ({noise}); in the others: {costs}"
     )
 

@@ -26,6 +26,7 @@ name = "default"
 
 [[cell]]
 name = "prefetch 1"
+producer_reuse = true
 set = { worker_prefetch_multiplier = 1, task_compression = "zlib" }
 """
 
@@ -56,6 +57,8 @@ def test_a_two_cell_sweep_measures_both_and_advises(tmp_path):
         "default": {},
         "prefetch 1": {"task_compression": "zlib", "worker_prefetch_multiplier": 1},
     }
+    reuse = {r["cell"]: r["config"].get("producer_reuse", False) for r in doc["results"]}
+    assert reuse == {"default": False, "prefetch 1": True}
     assert doc["pareto_front"] and len(doc["recommendations"]) == len(sweep.OBJECTIVES)
     assert "PARETO FRONT" in done.stdout and "RECOMMENDATIONS" in done.stdout
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"

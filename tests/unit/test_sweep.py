@@ -24,6 +24,7 @@ set = { worker_prefetch_multiplier = 16 }
 name = "prefork x2"
 pool = "prefork"
 concurrency = 2
+producer_reuse = true
 set = { task_acks_late = true, task_serializer = "msgpack" }
 """
 
@@ -34,8 +35,9 @@ def test_a_matrix_file_gives_checked_cells():
     assert [c.name for c in cells] == ["default", "prefetch 16", "prefork x2"]
     assert cells[1].settings == (("worker_prefetch_multiplier", 16),)
     assert cells[2] == Cell(
-        "prefork x2", (("task_acks_late", True), ("task_serializer", "msgpack")), "prefork", 2
+        "prefork x2", (("task_acks_late", True), ("task_serializer", "msgpack")), "prefork", 2, True
     )
+    assert not cells[1].producer_reuse
 
 
 @pytest.mark.parametrize(
@@ -57,6 +59,7 @@ def test_a_matrix_file_gives_checked_cells():
         ("[[cell]]\nname = 'a'\nconcurrency = 0", "concurrency must be a positive integer"),
         ("rounds = 0\n[[cell]]\nname = 'a'", "rounds must be a positive integer"),
         ("[[cell]]\nname = 'a'\nset = 3", "set must be a table"),
+        ("[[cell]]\nname = 'a'\nproducer_reuse = 'yes'", "producer_reuse must be true or false"),
         ("[[cell]]\nname = 'a'\nset = { task_ignore_result = true }", "task_ignore_result cannot be swept"),
     ],
 )
@@ -93,6 +96,15 @@ def test_a_cell_adds_its_settings_to_the_base_configuration():
     assert got.settings == (("result_expires", 60), ("task_acks_late", True))
     assert (got.pool, got.concurrency) == ("prefork", 2)
     assert sweep.cell_config(base, Cell("y"), "threads").pool == "threads"
+    reused = sweep.cell_config(base, Cell("z", producer_reuse=True), "solo")
+    assert reused.producer_reuse and reused.to_json()["producer_reuse"] is True
+    assert "producer_reuse" not in got.to_json() and not reused.is_default
+
+
+def test_a_reused_producer_is_another_configuration_for_compare():
+    plain, reused = Config().to_json(), Config(producer_reuse=True).to_json()
+    assert compare.config_key(plain) != compare.config_key(reused)
+    assert tables.settings_label(compare.config_key(reused)) == "tasks; producer reused"
 
 
 # -- conclusions over synthetic rows ------------------------------------------------------------------
