@@ -225,3 +225,14 @@ def test_bad_sweep_input_exits_2_with_one_line(no_sweep, capsys, tmp_path, argv,
     assert cli.main(["sweep", *argv, "--json", str(tmp_path / "s.json")]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err, err
+
+
+def test_the_control_app_reads_a_msgpack_workers_replies():
+    # workers reply to control commands in their task_serializer (the msgpack cell's add_consumer)
+    from bench.worker import control_app
+
+    app = control_app("redis://127.0.0.1:1/0")
+    try:
+        assert set(app.conf.accept_content) == {"json", "msgpack"}
+    finally:
+        app.close()
