@@ -100,13 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_size_arguments(run)
     sub.add_parser("schema", help="print the JSON Schema of the report")
+    add_other_commands(sub)
+    return parser
+
+
+def add_other_commands(sub: Any) -> None:
+    """``breakdown``, ``compare``, ``sweep`` and ``repeat`` (which parses its own arguments)."""
     add_breakdown_parser(sub)
+    add_compare_parser(sub)
+    add_sweep_parser(sub)
     sub.add_parser(
         "repeat", add_help=False,
         help="run `bench run` N times and print the CV of each headline figure (bench.repeat; "
         "`python -m bench repeat --help`)",
     )  # fmt: skip
-    return parser
 
 
 def add_breakdown_parser(sub: Any) -> None:
@@ -136,6 +143,59 @@ def add_size_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate", type=_positive(float), metavar="PER_S", help="open-loop arrival rate (tasks/s)"
     )
     sizes.add_argument("--duration", type=_positive(float), metavar="S", help="open-loop duration (seconds)")
+
+
+def add_sweep_parser(sub: Any) -> None:
+    """``sweep``: a matrix of configurations (``bench.sweep``)."""
+    sweep = sub.add_parser(
+        "sweep",
+        help="measure a matrix of configurations; tables per objective, the Pareto front, advice",
+        description="Each cell of the matrix (built-in, --matrix FILE.toml or --set-axis) measured with the "
+        "main job's measurements, cells interleaved round by round; one table per objective, the Pareto "
+        "front, and a recommendation per objective with its cost in the others.",
+    )
+    sweep.add_argument("--quick", action="store_true", help="fewer cells and rounds (under ~4 min)")
+    sweep.add_argument("--matrix", type=Path, metavar="FILE.toml", help="the cells, in TOML (see docs)")
+    sweep.add_argument(
+        "--set-axis", action="append", default=[], metavar="NAME=V1,V2", dest="axes",
+        help="an axis of settings (repeatable; the cells are the product of the axes); replaces the matrix",
+    )  # fmt: skip
+    sweep.add_argument("--pool", default="solo", metavar="NAME", help="the pool of cells that name none")
+    sweep.add_argument("--rounds", type=_positive(int), metavar="N", help="rounds per cell (interleaved)")
+    sweep.add_argument(
+        "--broker-url", metavar="URL", default=os.environ.get("BENCH_BROKER_URL") or None,
+        help="use this Redis (never flushed or stopped) instead of a private one",
+    )  # fmt: skip
+    add_config_arguments(sweep)
+    sweep.add_argument("--json", metavar="PATH", type=Path, help="default reports/sweep-<timestamp>.json")
+    sweep.add_argument("--no-plots", action="store_true", help="write no PNG")
+
+
+def add_compare_parser(sub: Any) -> None:
+    """``compare A.json B.json [--threshold PCT]`` (``bench.compare``)."""
+    compare = sub.add_parser(
+        "compare",
+        help="compare two JSON reports figure by figure; exit 1 on a significant regression",
+        description="Per figure (matched by scenario, pool and configuration): B faster or slower than A, "
+        "by how much, and whether it is significant (Welch's t-test on the rounds). Exit 1 when a figure "
+        "is significantly slower by more than the threshold, 2 on bad input.",
+    )
+    compare.add_argument("a", type=Path, metavar="A.json", help="the reference report (before)")
+    compare.add_argument("b", type=Path, metavar="B.json", help="the report to judge (after)")
+    compare.add_argument(
+        "--threshold", type=_non_negative, metavar="PCT", default=None,
+        help="a significant slowdown beyond PCT percent is a regression (default 10)",
+    )  # fmt: skip
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a percentage such as 5")
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite percentage >= 0")
+    return value
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -370,6 +430,74 @@ def cmd_breakdown(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def sweep_cells(args: argparse.Namespace) -> tuple[tuple[Any, ...], int | None]:
+    """The cells (and rounds) from ``--set-axis``, ``--matrix`` or the built-in matrix; bad input: exit 2."""
+    from bench import sweep
+
+    try:
+        if args.axes and args.matrix:
+            raise sweep.SweepError("give --matrix or --set-axis, not both")
+        if args.axes:
+            return sweep.axes_cells(args.axes), args.rounds
+        if args.matrix:
+            cells, rounds = sweep.load_matrix(args.matrix)
+            return cells, args.rounds or rounds
+        return sweep.builtin(quick=args.quick), args.rounds
+    except sweep.SweepError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``sweep``: tables per objective, the Pareto front, the advice; JSON (and PNG)."""
+    from bench import sweep, tables
+
+    try:
+        pool = pools.select([args.pool])[0]
+    except ValueError as exc:
+        raise UsageError(f"--pool: {exc}")
+    cells, rounds = sweep_cells(args)
+    base = build_config(args)
+    try:
+        sweep.cell_settings(dict(base.settings), where="--set")
+    except sweep.SweepError as exc:
+        raise UsageError(str(exc)) from None
+    path = args.json or REPORT_DIR / default_json_path().name.replace("bench-", "sweep-")
+    check_writable(path)
+    if args.broker_url:
+        try:
+            check_url(args.broker_url)
+        except BrokerError as exc:
+            raise UsageError(f"--broker-url: {exc}")
+    _drop_celery_env_urls()
+    run_id()
+    clean_stale_runs()
+    result = sweep.run(
+        cells, base=base, pool=pool, quick=args.quick, rounds=rounds, broker_url=args.broker_url, say=_say
+    )
+    print(tables.sweep_text(result), flush=True)
+    path.write_text(json.dumps(sweep.to_json(result), indent=2, allow_nan=False) + "\n")
+    written = [path]
+    if not args.no_plots:
+        written.append(tables.sweep_plot(result, path.with_suffix(".png")))
+    print("", *(f"wrote {p}" for p in written), sep="\n", flush=True)
+    _say(f"bench: sweep done in {result.duration_s:.0f}s")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``compare A.json B.json``: 0 no significant regression, 1 a regression, 2 bad input."""
+    from bench import compare, tables
+
+    threshold = compare.DEFAULT_THRESHOLD if args.threshold is None else args.threshold / 100
+    try:
+        comparison = compare.compare_files(args.a, args.b, threshold=threshold)
+    except compare.CompareError as exc:
+        _say(f"python -m bench compare: error: {exc}")
+        return EXIT_USAGE
+    print(tables.comparison_text(comparison), flush=True)
+    return EXIT_FAILED if comparison.regressions else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["repeat"]:  # its own parser: everything after `--` goes to `bench run`
@@ -381,22 +509,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schema":
         print(json.dumps(report.JSON_SCHEMA, indent=2))
         return EXIT_OK
-    raise_on_sigterm()
+    if args.command == "compare":
+        return cmd_compare(args)
+    if args.command == "sweep":
+        return _guarded("sweep", cmd_sweep, args)
     if args.command == "breakdown":
+        raise_on_sigterm()
         return cmd_breakdown(args)
+    return _guarded("run", cmd_run, args)
+
+
+def _guarded(name: str, command: Any, args: argparse.Namespace) -> int:
+    """Run ``command(args)``, mapping its exceptions to one line and an exit status."""
+    raise_on_sigterm()
     try:
-        return cmd_run(args)
+        return int(command(args))
     except UsageError as exc:
-        _say(f"python -m bench run: error: {exc}")
+        _say(f"python -m bench {name}: error: {exc}")
         return EXIT_USAGE
     except BrokerError as exc:  # e.g. no redis-server installed, or it died: the message says what to do
-        _say(f"python -m bench run: failed: {_first_line(exc)}")
+        _say(f"python -m bench {name}: failed: {_first_line(exc)}")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        _say("python -m bench run: interrupted; every worker and broker it started has been stopped")
+        _say(f"python -m bench {name}: interrupted; every worker and broker it started has been stopped")
         return EXIT_INTERRUPTED
     except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
-        _say(f"python -m bench run: failed: {_first_line(exc)}")
+        _say(f"python -m bench {name}: failed: {_first_line(exc)}")
         return EXIT_FAILED
 
 

@@ -69,6 +69,9 @@ class Config:
     app_settings: Settings = ()
     """The app's own producer-side settings (serializer, compression, ...), read from the app."""
     include: tuple[str, ...] = (PROBES_MODULE,)
+    producer_reuse: bool = False
+    """The harness's producers publish through one held producer per thread (``apply_async(producer=)``)
+    instead of one from the app's pool per call: a call option, not a Celery setting (``bench sweep``)."""
 
     @property
     def worker_settings(self) -> dict[str, Any]:
@@ -101,12 +104,13 @@ class Config:
             "concurrency": self.concurrency,
             "settings": dict(self.settings),
             "producer_settings": self.producer_settings,
-        }
+        } | ({"producer_reuse": True} if self.producer_reuse else {})
 
     @property
     def is_default(self) -> bool:
         """The seed app with no ``--set``: what the harness measured before configurations existed."""
-        return self.app in (DEFAULT_APP, f"{DEFAULT_APP}:app") and not self.settings
+        seed = self.app in (DEFAULT_APP, f"{DEFAULT_APP}:app")
+        return seed and not self.settings and not self.producer_reuse
 
 
 def build(app: str | None = None, sets: Iterable[str] = ()) -> Config:

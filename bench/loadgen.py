@@ -78,8 +78,14 @@ class Client:
     app: Celery | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     """The configuration under test's producer settings (``bench.config.Config.producer_settings``)."""
+    reuse_producer: bool = False
+    """Publish through one producer per thread, held for the client's life (``apply_async(producer=...)``,
+    as Celery's own ``bench_apply`` does), instead of one acquired from the app's pool per call."""
 
     def __post_init__(self) -> None:
+        self._local = threading.local()
+        self._held: list[Any] = []
+        self._held_lock = threading.Lock()
         app = client_app(
             self.broker_url,
             backend=self.backend,
@@ -104,20 +110,35 @@ class Client:
         self.noop = noop
         self.stamp = stamp
 
+    def _producer(self) -> dict[str, Any]:
+        """``{"producer": this thread's held producer}`` with ``reuse_producer``, else nothing."""
+        if not self.reuse_producer or self.app is None:
+            return {}
+        producer = getattr(self._local, "producer", None)
+        if producer is None:
+            producer = self._local.producer = self.app.producer_pool.acquire(block=True)
+            with self._held_lock:
+                self._held.append(producer)
+        return {"producer": producer}
+
     def delay(self) -> object:
         """``noop.delay()``: the call on a user's request path (result backend on)."""
-        return self.noop.delay()
+        return self.noop.apply_async(**self._producer()) if self.reuse_producer else self.noop.delay()
 
     def apply_async_ignore(self) -> object:
         """``noop.apply_async(ignore_result=True)``: fire and forget."""
-        return self.noop.apply_async(ignore_result=True)
+        return self.noop.apply_async(ignore_result=True, **self._producer())
 
     def send(self, name: str, task_id: str) -> None:
         """Send task ``name`` with our own ``task_id`` (so its result channel is predictable)."""
         task = self.noop if name == NOOP else self.stamp
-        task.apply_async(task_id=task_id)
+        task.apply_async(task_id=task_id, **self._producer())
 
     def close(self) -> None:
+        with self._held_lock:
+            held, self._held = self._held, []
+        for producer in held:
+            producer.release()
         if self.app is not None:
             self.app.close()
             self.app = None

@@ -316,7 +316,12 @@ def run(options: Options, *, progress: Listener | None = None) -> Run:
         conn = broker.client()
         server_version = broker_server_version(conn)
         try:
-            with loadgen.Client(broker.url, queue, settings=options.config.producer_settings) as client:
+            with loadgen.Client(
+                broker.url,
+                queue,
+                settings=options.config.producer_settings,
+                reuse_producer=options.config.producer_reuse,
+            ) as client:
                 message_bytes = loadgen.celery_message_bytes(client, conn)
                 enqueue, overhead = _enqueue(client, conn, queue, message_bytes, sizes, steps, samples)
                 results.extend(enqueue)
@@ -570,7 +575,13 @@ def _pool_cell(
     try:
         with (
             worker,
-            loadgen.Client(broker.url, queue, backend=False, settings=config.producer_settings) as producer,
+            loadgen.Client(
+                broker.url,
+                queue,
+                backend=False,
+                settings=config.producer_settings,
+                reuse_producer=config.producer_reuse,
+            ) as producer,
         ):
             budget = sizes.budget("drain")
             steps.step(

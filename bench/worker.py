@@ -45,10 +45,17 @@ def control_app(broker_url: str) -> Celery:
     # A client waiting for replies runs kombu's restore_visible sweep under the ``unacked_mutex`` lock
     # on its first empty poll; a worker whose start-up sweep meets that lock skips it silently (its next
     # is ~100 s away), so the harness's pings take a lock of their own and never block a worker's.
+    # Workers reply to control commands in their task_serializer (celery/app/control.py: the Mailbox's
+    # serializer), so a worker under --set task_serializer=msgpack replies in msgpack: accept it.
     return client_app(
         broker_url, name="bench-control", backend=False, broker_connection_timeout=2,
         broker_transport_options={"unacked_mutex_key": CONTROL_UNACKED_MUTEX_KEY},
+        accept_content=CONTROL_ACCEPT,
     )  # fmt: skip
+
+
+CONTROL_ACCEPT = ["json", "msgpack"]
+"""What the harness's control app reads in a worker's replies (never pickle)."""
 
 
 def child_env(
