@@ -17,6 +17,7 @@ import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
@@ -122,8 +123,45 @@ def redact_text(text: str, secret: str) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+class PrivateServer:
+    """The lifecycle a private broker server shares (Redis here, RabbitMQ in ``bench.brokers``): a
+    context manager; ``restart`` and ``stop`` refuse or skip a broker the harness did not start.
+    Subclasses provide ``owned``, ``tmpdir``, ``start()`` and ``stop_server()``."""
+
+    owned: bool
+    tmpdir: Path | None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop_server(self) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        """Stop and start the private server with the same address and data (broker faults)."""
+        if not self.owned:
+            raise BrokerError("refusing to restart a broker the harness did not start")
+        self.stop_server()
+        self.start()
+
+    def stop(self) -> None:
+        """Stop the private server and remove its files; a user's broker is left alone."""
+        if not self.owned:
+            return
+        self.stop_server()
+        if self.tmpdir is not None:
+            remove_tempdir(self.tmpdir)
+            self.tmpdir = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @dataclass
-class Broker:
+class Broker(PrivateServer):
     """A Redis the harness uses. ``owned`` is True only for a private server the harness started."""
 
     url: str = field(repr=False)  # carries the password; see ``redacted``
@@ -203,28 +241,6 @@ class Broker:
         if self.process is not None:
             self.process.stop(warm=defaults.BROKER_STOP_TIMEOUT)
             self.process = None
-
-    def restart(self) -> None:
-        """Stop and start the private server on the same port and directory (broker faults)."""
-        if not self.owned:
-            raise BrokerError("refusing to restart a broker the harness did not start")
-        self.stop_server()
-        self.start()
-
-    def stop(self) -> None:
-        """Stop the private server and remove its files; a user's broker is left alone."""
-        if not self.owned:
-            return
-        self.stop_server()
-        if self.tmpdir is not None:
-            remove_tempdir(self.tmpdir)
-            self.tmpdir = None
-
-    def __enter__(self) -> Broker:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def private_redis(*, appendonly: bool = False) -> Broker:

@@ -29,7 +29,6 @@ import celery
 import redis
 
 from bench import defaults, loadgen, stats
-from bench.procs import wait_for
 from bench.worker import control_app
 
 DISCOVERY_TIMEOUT = 3.0
@@ -153,16 +152,12 @@ def _drain(
     prefix: str,
     count: int,
 ) -> tuple[int, float]:
-    ids = loadgen.task_ids(prefix, count)
-    for task_id in ids:
-        producer.send(loadgen.NOOP, task_id)
-    with loadgen.ResultCollector(conn, prefix) as collector, consuming(control, nodes, queue):
-        wait_for(
-            lambda: collector.finished(len(ids)),
-            timeout=defaults.DRAIN_TIMEOUT,
-            what=f"{len(nodes)} node(s) to drain {len(ids)} tasks (is their result backend this Redis?)",
-        )
-    return loadgen.drain_rate(collector.outcomes())
+    outcomes = loadgen.drain_round(
+        producer, conn, prefix, count, lambda: consuming(control, nodes, queue),
+        timeout=defaults.DRAIN_TIMEOUT,
+        what=f"{len(nodes)} node(s) to drain {count} tasks (is their result backend this Redis?)",
+    )  # fmt: skip
+    return loadgen.drain_rate(outcomes)
 
 
 @dataclass(frozen=True)
@@ -186,20 +181,12 @@ class _Session:
 
     def open_loop(self, nodes: Sequence[str]) -> tuple[list[float], list[float], list[str]]:
         """The open-loop arrivals across ``nodes``: (enqueue -> start, enqueue -> result, missing ids)."""
-        prefix = f"{self.run_id}-e2e-"
-        ids = loadgen.task_ids(prefix, self.sizes.e2e_count)
-        generator = loadgen.OpenLoop(
-            lambda task_id: self.producer.send(loadgen.STAMP, task_id),
-            rate=self.sizes.e2e_rate,
-            count=len(ids),
-        )
-        with (
-            loadgen.ResultCollector(self.conn, prefix) as collector,
-            consuming(self.control, nodes, self.queue),
-        ):
-            sent = generator.run(ids)
-            wait_for(lambda: collector.finished(len(ids)), timeout=E2E_GRACE, what="open-loop results")
-        to_start, to_result, missing = loadgen.e2e_latencies(sent, collector.outcomes())
+        sent, outcomes = loadgen.open_loop_round(
+            self.producer, self.conn, f"{self.run_id}-e2e-", rate=self.sizes.e2e_rate,
+            count=self.sizes.e2e_count, consume=lambda: consuming(self.control, nodes, self.queue),
+            grace=E2E_GRACE, what="open-loop results",
+        )  # fmt: skip
+        to_start, to_result, missing = loadgen.e2e_latencies(sent, outcomes)
         return list(to_start), list(to_result), list(missing)
 
 

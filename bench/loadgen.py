@@ -14,6 +14,7 @@ Timing conventions:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -716,3 +717,63 @@ def drain_span(outcomes: dict[str, Outcome]) -> float:
     if not done:
         raise stats.NoSamplesError(f"drain span of no successful stamp task ({len(outcomes)} outcomes)")
     return max(o.seen for o in done) - min(float(o.result) for o in done)
+
+
+# -- rounds shared by the main job (bench.scenarios), the fleet (bench.fleet) and tests/benchmarks --------
+def fill(producer: Client, prefix: str, count: int, *, task: str = NOOP) -> list[str]:
+    """Queue ``count`` ``task`` messages with ids ``prefix<i>`` (no worker consumes the queue yet)."""
+    ids = task_ids(prefix, count)
+    for task_id in ids:
+        producer.send(task, task_id)
+    return ids
+
+
+def await_results(
+    collector: ResultCollector,
+    count: int,
+    consume: Callable[[], contextlib.AbstractContextManager[object]],
+    *,
+    timeout: float,
+    what: str,
+) -> dict[str, Outcome]:
+    """Inside ``consume()`` (the workers on the queue), wait (bounded) for ``count`` results."""
+    with consume():
+        procs.wait_for(lambda: collector.finished(count), timeout=timeout, what=what)
+    return collector.outcomes()
+
+
+def drain_round(
+    producer: Client,
+    conn: redis.Redis,
+    prefix: str,
+    count: int,
+    consume: Callable[[], contextlib.AbstractContextManager[object]],
+    *,
+    timeout: float,
+    what: str,
+) -> dict[str, Outcome]:
+    """Fill the queue with ``count`` no-ops, then let ``consume()`` drain it; the tasks' outcomes."""
+    fill(producer, prefix, count)
+    with ResultCollector(conn, prefix) as collector:
+        return await_results(collector, count, consume, timeout=timeout, what=what)
+
+
+def open_loop_round(
+    producer: Client,
+    conn: redis.Redis,
+    prefix: str,
+    *,
+    rate: float,
+    count: int,
+    consume: Callable[[], contextlib.AbstractContextManager[object]],
+    grace: float,
+    what: str,
+) -> tuple[list[Sent], dict[str, Outcome]]:
+    """``count`` ``stamp`` tasks at ``rate`` per second while ``consume()`` runs; what was sent, and the
+    outcomes (bounded by ``grace`` after the last arrival)."""
+    ids = task_ids(prefix, count)
+    generator = OpenLoop(lambda task_id: producer.send(STAMP, task_id), rate=rate, count=count)
+    with ResultCollector(conn, prefix) as collector, consume():
+        sent = generator.run(ids)
+        procs.wait_for(lambda: collector.finished(count), timeout=grace, what=what)
+    return sent, collector.outcomes()

@@ -36,7 +36,6 @@ from bench import defaults, loadgen, stats
 from bench.broker import Broker, from_option, redact
 from bench.config import Config
 from bench.faults import reliability_section
-from bench.procs import wait_for
 from bench.progress import Listener, PlannedStep, Silent
 from bench.worker import PROJECT_ROOT, Worker, control_app
 
@@ -299,88 +298,117 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
 # -- the run -----------------------------------------------------------------------------------------
 def run(options: Options, *, progress: Listener | None = None) -> Run:
     """Run the matrix; returns the records (never prints: ``progress`` receives the plan, then each step)."""
-    sizes = options.sizes
     steps: Listener = progress or Silent()
     steps.started(plan_steps(options))
     started = time.monotonic()
-    run_id = uuid.uuid4().hex[:10]
-    queue = f"celery-bench.{run_id}"
-    results: list[Result] = []
-    samples: dict[str, tuple[float, ...]] = {}
-    warnings: list[str] = []
-    lag_max = 0.0
-
     broker = from_option(options.broker_url)
     steps.step(f"broker: {'starting a private Redis' if broker.owned else 'checking ' + redact(broker.url)}")
     with broker:
-        conn = broker.client()
-        server_version = broker_server_version(conn)
-        try:
-            with loadgen.Client(
-                broker.url,
-                queue,
-                settings=options.config.producer_settings,
-                reuse_producer=options.config.producer_reuse,
-            ) as client:
-                message_bytes = loadgen.celery_message_bytes(client, conn)
-                enqueue, overhead = _enqueue(client, conn, queue, message_bytes, sizes, steps, samples)
-                results.extend(enqueue)
-                producer = _producer(client, broker.url, queue, conn, sizes, steps, options.config)
-                results.extend(producer)
-            drains: dict[tuple[str, int], float] = {}
-            for pool in options.pools:
-                for concurrency in sizes.concurrency.get(pool, (1,)):
-                    cell, lag = _pool_cell(
-                        broker, conn, queue, run_id, pool, concurrency, sizes, steps, samples, options.config
-                    )
-                    results.extend(cell)
-                    lag_max = max(lag_max, lag)
-                    drain = next(r for r in cell if r.scenario == "drain")
-                    assert drain.throughput is not None
-                    drains[(pool, concurrency)] = drain.throughput.median
-        finally:
-            if not broker.owned:
-                _cleanup_external(conn, queue, run_id)
-            conn.close()
-
-    reliability: tuple[Any, ...] | None = None
-    errors: list[str] = []
-    if options.reliability and not options.config.is_default:
-        warnings.append(RELIABILITY_SEED_ONLY)
-        steps.note(RELIABILITY_SEED_ONLY)
-    elif options.reliability:
-        steps.step("reliability: fault scenarios (bench.faults)")
-        try:
-            reliability = _reliability(options, steps.note)
-        except Exception as exc:  # the figures measured so far are still reported; the exit status says 1
-            errors.append(f"reliability section failed: {type(exc).__name__}: {exc}")
-            steps.note(errors[-1])
-
-    fidelity = _fidelity(overhead, producer, drains, lag_max)
-    warnings.extend(_warnings(results, fidelity, sizes))
+        measured = _benchmarks(options, broker, steps)
+    warnings: list[str] = []
+    reliability, errors = _reliability_section(options, steps, warnings)
+    assert measured.overhead is not None  # _benchmarks measured it, or raised
+    fidelity = _fidelity(measured.overhead, measured.producer, measured.drains, measured.lag_max)
+    warnings.extend(_warnings(measured.results, fidelity, options.sizes))
     context = collect_context(
         broker=broker,
         options=options,
-        message_bytes=message_bytes,
-        queue=queue,
-        server_version=server_version,
+        message_bytes=measured.message_bytes,
+        queue=measured.queue,
+        server_version=measured.server_version,
     )
     steps.step("done: rendering the report")
     return Run(
         context=context,
-        results=_configured(results, options.config),
+        results=_configured(measured.results, options.config),
         fidelity=fidelity,
         warnings=tuple(warnings),
         reliability=reliability,
         duration_s=time.monotonic() - started,
-        samples=samples,
+        samples=measured.samples,
         errors=tuple(errors),
     )
+
+
+@dataclass
+class _Measured:
+    """What the benchmark part of a run measured (before the reliability section and the report)."""
+
+    queue: str
+    server_version: str | None = None
+    message_bytes: int = 0
+    results: list[Result] = field(default_factory=list)
+    samples: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    overhead: tuple[loadgen.Overhead, loadgen.Overhead] | None = None
+    producer: list[Result] = field(default_factory=list)
+    drains: dict[tuple[str, int], float] = field(default_factory=dict)
+    lag_max: float = 0.0
+
+
+def _benchmarks(options: Options, broker: Broker, steps: Listener) -> _Measured:
+    """Enqueue, producer, then per pool and concurrency the drain and the open loop, on ``broker``."""
+    sizes, config = options.sizes, options.config
+    run_id = uuid.uuid4().hex[:10]
+    measured = _Measured(queue=f"celery-bench.{run_id}")
+    queue, samples = measured.queue, measured.samples
+    conn = broker.client()
+    measured.server_version = broker_server_version(conn)
+    try:
+        settings, reuse = config.producer_settings, config.producer_reuse
+        with loadgen.Client(broker.url, queue, settings=settings, reuse_producer=reuse) as client:
+            measured.message_bytes = loadgen.celery_message_bytes(client, conn)
+            enqueue, measured.overhead = _enqueue(
+                client, conn, queue, measured.message_bytes, sizes, steps, samples
+            )
+            measured.producer = _producer(client, broker.url, queue, conn, sizes, steps, config)
+            measured.results.extend(enqueue + measured.producer)
+        for pool in options.pools:
+            for concurrency in sizes.concurrency.get(pool, (1,)):
+                cell, lag = _pool_cell(
+                    broker, conn, queue, run_id, pool, concurrency, sizes, steps, samples, config
+                )
+                measured.results.extend(cell)
+                measured.lag_max = max(measured.lag_max, lag)
+                drain = next(r for r in cell if r.scenario == "drain")
+                assert drain.throughput is not None
+                measured.drains[(pool, concurrency)] = drain.throughput.median
+    finally:
+        if not broker.owned:
+            _cleanup_external(conn, queue, run_id)
+        conn.close()
+    return measured
+
+
+def _reliability_section(
+    options: Options, steps: Listener, warnings: list[str]
+) -> tuple[tuple[Any, ...] | None, list[str]]:
+    """The fault scenarios (the seed app only); a failure is reported, and the figures still are."""
+    if not options.reliability:
+        return None, []
+    if not options.config.is_default:
+        warnings.append(RELIABILITY_SEED_ONLY)
+        steps.note(RELIABILITY_SEED_ONLY)
+        return None, []
+    steps.step("reliability: fault scenarios (bench.faults)")
+    try:
+        return _reliability(options, steps.note), []
+    except Exception as exc:  # the figures measured so far are still reported; the exit status says 1
+        error = f"reliability section failed: {type(exc).__name__}: {exc}"
+        steps.note(error)
+        return None, [error]
 
 
 def _configured(results: list[Result], config: Config) -> tuple[Result, ...]:
     """Each row with the configuration it measured: ``config`` on the row's pool and concurrency."""
     return tuple(dataclasses.replace(r, config=config.on(r.pool, r.concurrency)) for r in results)
+
+
+ENQUEUE_TITLES = {
+    "enqueue.floor": "redis-py LPUSH {message_bytes} B (floor)",
+    "enqueue.apply_async": "apply_async(ignore_result=True)",
+    "enqueue.delay": "delay() (Redis result backend)",
+}
+"""The enqueue rows and their titles (``{message_bytes}``: the size of the message the floor pushes)."""
 
 
 def _enqueue(
@@ -392,6 +420,7 @@ def _enqueue(
     steps: Listener,
     samples: dict[str, tuple[float, ...]],
 ) -> tuple[list[Result], tuple[loadgen.Overhead, loadgen.Overhead]]:
+    """The floor, ``apply_async`` and ``delay`` interleaved, rounds until precise; then timing overhead."""
     scratch = f"{queue}.floor"
     floor = loadgen.floor_call(conn, scratch, message_bytes)
 
@@ -403,11 +432,7 @@ def _enqueue(
         f"enqueue latency: LPUSH floor ({message_bytes} B), apply_async, delay interleaved, "
         f"{budget.min_rounds}-{budget.max_rounds} rounds x {sizes.enqueue_per_round} calls"
     )
-    calls = {
-        "enqueue.floor": floor,
-        "enqueue.apply_async": client.apply_async_ignore,
-        "enqueue.delay": client.delay,
-    }
+    calls = dict(zip(ENQUEUE_TITLES, (floor, client.apply_async_ignore, client.delay), strict=True))
     measured: dict[str, list[list[float]]] = {name: [] for name in calls}
     loadgen.warm_up(calls)
     loadgen.rounds_until_precise(
@@ -426,32 +451,30 @@ def _enqueue(
         floor, blocks=sizes.overhead_blocks, per_block=sizes.overhead_per_block * 5
     )
     trim()
+    return _enqueue_results(measured, message_bytes), (overhead, overhead_floor)
 
+
+def _enqueue_results(measured: Mapping[str, list[list[float]]], message_bytes: int) -> list[Result]:
+    """One latency row per enqueue call, each with its ratio to the floor's median and its precision."""
     floor_summary = stats.summarize_latency(measured["enqueue.floor"], what="enqueue.floor")
-    titles = {
-        "enqueue.floor": f"redis-py LPUSH {message_bytes} B (floor)",
-        "enqueue.apply_async": "apply_async(ignore_result=True)",
-        "enqueue.delay": "delay() (Redis result backend)",
-    }
     out = []
     for name, rounds in measured.items():
         summary = floor_summary if name == "enqueue.floor" else stats.summarize_latency(rounds, what=name)
+        precision = stats.precision(
+            summary.round_medians, statistic="median", target=defaults.PRECISION_TARGET
+        )
         out.append(
             Result(
                 scenario=name,
-                title=titles[name],
+                title=ENQUEUE_TITLES[name].format(message_bytes=message_bytes),
                 pool=None,
                 concurrency=None,
                 latency=summary,
                 floor_ratio=stats.ratio(summary.median, floor_summary.median),
-                precision=(
-                    stats.precision(
-                        summary.round_medians, statistic="median", target=defaults.PRECISION_TARGET
-                    ),
-                ),
+                precision=(precision,),
             )
         )
-    return out, (overhead, overhead_floor)
+    return out
 
 
 def _producer(
@@ -545,10 +568,6 @@ def _control(command: Callable[..., Any], queue: str, worker: Worker) -> None:
         )
 
 
-def wait_results(collector: loadgen.ResultCollector, count: int, timeout: float, what: str) -> None:
-    wait_for(lambda: collector.finished(count), timeout=timeout, what=what)
-
-
 def _pool_cell(
     broker: Broker,
     conn: redis.Redis,
@@ -573,16 +592,7 @@ def _pool_cell(
     control = control_app(broker.url)
     cell = _Cell(conn, queue, f"{run_id}-{pool}{concurrency}", label, control, worker)
     try:
-        with (
-            worker,
-            loadgen.Client(
-                broker.url,
-                queue,
-                backend=False,
-                settings=config.producer_settings,
-                reuse_producer=config.producer_reuse,
-            ) as producer,
-        ):
+        with worker, _cell_producer(broker, queue, config) as producer:
             budget = sizes.budget("drain")
             steps.step(
                 f"{label}: drain {budget.min_rounds}-{budget.max_rounds} rounds x {sizes.drain_tasks} "
@@ -604,6 +614,12 @@ def _pool_cell(
     samples[f"e2e.start:{label}"] = tuple(v for r in loop.to_start for v in r)
     samples[f"e2e.result:{label}"] = tuple(v for r in loop.to_result for v in r)
     return _cell_results(label, pool, concurrency, sizes, drain, loop), loop.lag
+
+
+def _cell_producer(broker: Broker, queue: str, config: Config) -> loadgen.Client:
+    """The producer a pool cell sends its drain and open-loop tasks with (no result backend of its own)."""
+    settings, reuse = config.producer_settings, config.producer_reuse
+    return loadgen.Client(broker.url, queue, backend=False, settings=settings, reuse_producer=reuse)
 
 
 E2E_TARGETS = {
@@ -629,12 +645,11 @@ class _Cell:
     def drain_round(self, producer: loadgen.Client, tasks: int) -> tuple[int, float]:
         """Fill the queue with ``tasks`` no-ops while the worker is off it, then time its drain."""
         prefix = f"{self.prefix}-drain-{uuid.uuid4().hex[:6]}-"
-        ids = loadgen.task_ids(prefix, tasks)
-        for task_id in ids:
-            producer.send(loadgen.NOOP, task_id)
-        with loadgen.ResultCollector(self.conn, prefix) as collector, self.consuming():
-            wait_results(collector, len(ids), DRAIN_TIMEOUT, f"{self.label} worker to drain {len(ids)} tasks")
-        return loadgen.drain_rate(collector.outcomes())
+        outcomes = loadgen.drain_round(
+            producer, self.conn, prefix, tasks, self.consuming,
+            timeout=DRAIN_TIMEOUT, what=f"{self.label} worker to drain {tasks} tasks",
+        )  # fmt: skip
+        return loadgen.drain_rate(outcomes)
 
     def consuming(self) -> contextlib.AbstractContextManager[None]:
         return consuming(self.control, self.worker, self.queue)
@@ -653,17 +668,12 @@ class _OpenLoopRounds:
 
     def round(self) -> None:
         sizes, cell = self.sizes, self.cell
-        prefix = f"{cell.prefix}-e2e-{len(self.to_start)}-"
-        ids = loadgen.task_ids(prefix, sizes.e2e_count)
-        generator = loadgen.OpenLoop(
-            lambda task_id: self.producer.send(loadgen.STAMP, task_id), rate=sizes.e2e_rate, count=len(ids)
-        )
-        with loadgen.ResultCollector(cell.conn, prefix) as collector, cell.consuming():
-            sent = generator.run(ids)
-            wait_results(
-                collector, len(ids), E2E_GRACE, f"results of {len(ids)} open-loop tasks on {cell.label}"
-            )
-        to_start, to_result, missing = loadgen.e2e_latencies(sent, collector.outcomes())
+        sent, outcomes = loadgen.open_loop_round(
+            self.producer, cell.conn, f"{cell.prefix}-e2e-{len(self.to_start)}-", rate=sizes.e2e_rate,
+            count=sizes.e2e_count, consume=cell.consuming, grace=E2E_GRACE,
+            what=f"results of {sizes.e2e_count} open-loop tasks on {cell.label}",
+        )  # fmt: skip
+        to_start, to_result, missing = loadgen.e2e_latencies(sent, outcomes)
         self.to_start.append(to_start)
         self.to_result.append(to_result)
         self.missing += len(missing)

@@ -35,8 +35,8 @@ import amqp
 import kombu
 
 from bench import defaults
-from bench.broker import BrokerError, free_port, redact
-from bench.procs import ManagedProcess, make_tempdir, remove_tempdir, wait_for
+from bench.broker import BrokerError, PrivateServer, free_port, redact
+from bench.procs import ManagedProcess, make_tempdir, wait_for
 
 INSTALL_HINT = (
     "no rabbitmq-server found on PATH: install it (apt-get install rabbitmq-server, brew install "
@@ -179,7 +179,7 @@ def _port_open(host: str, port: int) -> bool:
 
 
 @dataclass
-class RabbitMQ:
+class RabbitMQ(PrivateServer):
     """A RabbitMQ broker. ``owned`` is True only for a private node the harness started."""
 
     url: str = field(repr=False)  # carries the password; see ``redacted``
@@ -290,28 +290,6 @@ class RabbitMQ:
             self.epmd = None
         if stopped:
             self.stop_seconds.append(time.perf_counter() - started)
-
-    def restart(self) -> None:
-        """Stop and start the node with the same name, ports and data (broker faults)."""
-        if not self.owned:
-            raise BrokerError("refusing to restart a broker the harness did not start")
-        self.stop_server()
-        self.start()
-
-    def stop(self) -> None:
-        """Stop the node and remove its files; a user's broker is left alone."""
-        if not self.owned:
-            return
-        self.stop_server()
-        if self.tmpdir is not None:
-            remove_tempdir(self.tmpdir)
-            self.tmpdir = None
-
-    def __enter__(self) -> RabbitMQ:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- the floor -----------------------------------------------------------------------------------
     @contextmanager

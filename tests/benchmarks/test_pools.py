@@ -39,19 +39,19 @@ def test_drain(benchmark, pool, load_worker, control, producer, conn, bench_queu
 
     def fill():
         prefix = f"drain-{pool}-{uuid.uuid4().hex[:8]}-"
-        for task_id in loadgen.task_ids(prefix, DRAIN_TASKS):
-            producer.send(loadgen.STAMP, task_id)
+        loadgen.fill(producer, prefix, DRAIN_TASKS, task=loadgen.STAMP)
         state["collector"] = loadgen.ResultCollector(conn, prefix).start()
         return (), {}
 
     def drain() -> None:
         collector = state["collector"]
         try:
-            with scenarios.consuming(control, load_worker, bench_queue):
-                scenarios.wait_results(collector, DRAIN_TASKS, scenarios.DRAIN_TIMEOUT, f"{pool} drain")
+            outcomes = loadgen.await_results(
+                collector, DRAIN_TASKS, lambda: scenarios.consuming(control, load_worker, bench_queue),
+                timeout=scenarios.DRAIN_TIMEOUT, what=f"{pool} drain",
+            )  # fmt: skip
         finally:
             collector.stop()
-        outcomes = collector.outcomes()
         spans.append(loadgen.drain_span(outcomes))
         rates.append(loadgen.drain_rate(outcomes))
         MEASURED.record(spans[-1])
@@ -76,16 +76,12 @@ def test_e2e_open_loop(benchmark, pool, load_worker, control, producer, conn, be
     lags: list[float] = []
 
     def batch() -> None:
-        prefix = f"e2e-{pool}-{uuid.uuid4().hex[:8]}-"
-        ids = loadgen.task_ids(prefix, E2E_TASKS)
-        gen = loadgen.OpenLoop(
-            lambda task_id: producer.send(loadgen.STAMP, task_id), rate=E2E_RATE, count=E2E_TASKS
-        )
-        with loadgen.ResultCollector(conn, prefix) as collector:
-            with scenarios.consuming(control, load_worker, bench_queue):
-                sent = gen.run(ids)
-                scenarios.wait_results(collector, E2E_TASKS, scenarios.E2E_GRACE, f"{pool} open-loop results")
-        start, result, missing = loadgen.e2e_latencies(sent, collector.outcomes())
+        sent, outcomes = loadgen.open_loop_round(
+            producer, conn, f"e2e-{pool}-{uuid.uuid4().hex[:8]}-", rate=E2E_RATE, count=E2E_TASKS,
+            consume=lambda: scenarios.consuming(control, load_worker, bench_queue),
+            grace=scenarios.E2E_GRACE, what=f"{pool} open-loop results",
+        )  # fmt: skip
+        start, result, missing = loadgen.e2e_latencies(sent, outcomes)
         assert missing == [], f"{len(missing)} open-loop tasks had no successful result"
         to_start.append(start)
         to_result.append(result)
