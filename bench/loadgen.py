@@ -85,7 +85,7 @@ class Client:
 
     def __post_init__(self) -> None:
         self._local = threading.local()
-        self._held: list[Any] = []
+        self._held: list[tuple[threading.Thread, Any]] = []  # (holding thread, its producer)
         self._held_lock = threading.Lock()
         app = client_app(
             self.broker_url,
@@ -117,10 +117,19 @@ class Client:
             return {}
         producer = getattr(self._local, "producer", None)
         if producer is None:
+            self._release_ended_threads()  # else every round's new threads drain the pool (a deadlock)
             producer = self._local.producer = self.app.producer_pool.acquire(block=True)
             with self._held_lock:
-                self._held.append(producer)
+                self._held.append((threading.current_thread(), producer))
         return {"producer": producer}
+
+    def _release_ended_threads(self) -> None:
+        """Give back to the pool the producers held by threads that have ended."""
+        with self._held_lock:
+            ended = [producer for thread, producer in self._held if not thread.is_alive()]
+            self._held = [(t, p) for t, p in self._held if t.is_alive()]
+        for producer in ended:
+            producer.release()
 
     def delay(self) -> object:
         """``noop.delay()``: the call on a user's request path (result backend on)."""
@@ -138,7 +147,7 @@ class Client:
     def close(self) -> None:
         with self._held_lock:
             held, self._held = self._held, []
-        for producer in held:
+        for _thread, producer in held:
             producer.release()
         if self.app is not None:
             self.app.close()

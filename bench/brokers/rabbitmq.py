@@ -150,6 +150,10 @@ def node_env(layout: NodeLayout, base: Mapping[str, str]) -> dict[str, str]:
         RABBITMQ_LOG_BASE=str(layout.log_dir),
         RABBITMQ_LOGS="-",  # to stdout, which ManagedProcess writes to log/server.log
         RABBITMQ_PID_FILE=str(root / "rabbitmq.pid"),
+        # The server script then `exec`s the Erlang VM instead of running it in the background and waiting:
+        # the VM is the harness's direct child and keeps its parent-death signal (bench.procs), so a
+        # SIGKILLed harness takes it along. Nothing else of the script reads it (only whether to exec).
+        RUNNING_UNDER_SYSTEMD="true",
     )
     return env
 
