@@ -198,3 +198,31 @@ in the report."""
 
 FULL_BUDGET_S = {"enqueue": 60.0, "producer": 30.0, "drain": 60.0, "e2e": 90.0}
 """The same for a full run (per pool and concurrency for ``drain`` and ``e2e``)."""
+
+# -- the main job, the fleet and the load generator (bench/scenarios.py, bench/fleet.py, bench/loadgen.py) ---
+CONTROL_TIMEOUT = 5.0
+"""Seconds a control command (add/cancel consumer) waits for every chosen worker's reply."""
+
+DISCOVERY_TIMEOUT = 3.0
+"""Seconds a control ping (and each inspect) waits for a fleet's replies (``run --fleet``)."""
+
+E2E_GRACE = 60.0
+"""Seconds after the last open-loop arrival that the results still have to arrive."""
+
+CLIENT_CONNECT_TIMEOUT = 5.0
+"""Seconds a client app waits to connect to the broker before it reports an error."""
+
+SUBSCRIBE_TIMEOUT = 5.0
+"""Seconds the result collector waits for Redis to confirm its pattern subscription."""
+
+COLLECTOR_POLL = 0.05
+"""Seconds one pub/sub read of the result collector blocks before it checks whether to stop."""
+
+PROCESS_START_TIMEOUT = 60.0
+"""Seconds spawned producer processes have to import Celery, connect and report ready."""
+
+PROCESS_RUN_TIMEOUT = 300.0
+"""Seconds spawned producer processes have to send their tasks once told to go."""
+
+PROCESS_STOP_TIMEOUT = 5.0
+"""Seconds a spawned producer process has to exit after terminate() before it is killed."""

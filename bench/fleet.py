@@ -31,15 +31,6 @@ import redis
 from bench import defaults, loadgen, stats
 from bench.worker import control_app
 
-DISCOVERY_TIMEOUT = 3.0
-"""Seconds a control ping (and each inspect) waits for the fleet's replies."""
-
-CONTROL_TIMEOUT = 5.0
-"""Seconds add/cancel consumer waits for every chosen node's reply."""
-
-E2E_GRACE = 60.0
-"""Seconds after the last open-loop arrival that the results still have to arrive."""
-
 PROBE_TASKS = (loadgen.NOOP, loadgen.STAMP)
 """Tasks every fleet node must have registered (``bench.probes``, via ``--include bench.probes``)."""
 
@@ -85,7 +76,9 @@ class FleetRun:
         return tuple(sorted({w.host for w in self.workers}))
 
 
-def discover(control: celery.Celery, *, timeout: float = DISCOVERY_TIMEOUT) -> tuple[FleetWorker, ...]:
+def discover(
+    control: celery.Celery, *, timeout: float = defaults.DISCOVERY_TIMEOUT
+) -> tuple[FleetWorker, ...]:
     """Every node answering a control ping, with its pool and concurrency; FleetError if none can run."""
     replies = control.control.ping(timeout=timeout) or []
     nodes = sorted({node for reply in replies for node in reply})
@@ -116,7 +109,9 @@ def discover(control: celery.Celery, *, timeout: float = DISCOVERY_TIMEOUT) -> t
 
 def probe_totals(control: celery.Celery, nodes: Sequence[str]) -> dict[str, int]:
     """Per node, how many probe tasks it has run since it started (``inspect stats`` totals)."""
-    described = control.control.inspect(destination=list(nodes), timeout=DISCOVERY_TIMEOUT).stats() or {}
+    described = (
+        control.control.inspect(destination=list(nodes), timeout=defaults.DISCOVERY_TIMEOUT).stats() or {}
+    )
     return {
         node: sum(int(described.get(node, {}).get("total", {}).get(name, 0)) for name in PROBE_TASKS)
         for node in nodes
@@ -134,12 +129,12 @@ def consuming(control: celery.Celery, nodes: Sequence[str], queue: str) -> Itera
 
 
 def _control(command: Any, queue: str, nodes: Sequence[str]) -> None:
-    replies = command(queue, destination=list(nodes), reply=True, timeout=CONTROL_TIMEOUT) or []
+    replies = command(queue, destination=list(nodes), reply=True, timeout=defaults.CONTROL_TIMEOUT) or []
     answered = {node for reply in replies for node in reply}
     if not set(nodes) <= answered:
         missing = ", ".join(sorted(set(nodes) - answered))
         raise RuntimeError(
-            f"{missing} did not answer {command.__name__}({queue!r}) within {CONTROL_TIMEOUT:g}s"
+            f"{missing} did not answer {command.__name__}({queue!r}) within {defaults.CONTROL_TIMEOUT:g}s"
         )
 
 
@@ -184,7 +179,7 @@ class _Session:
         sent, outcomes = loadgen.open_loop_round(
             self.producer, self.conn, f"{self.run_id}-e2e-", rate=self.sizes.e2e_rate,
             count=self.sizes.e2e_count, consume=lambda: consuming(self.control, nodes, self.queue),
-            grace=E2E_GRACE, what="open-loop results",
+            grace=defaults.E2E_GRACE, what="open-loop results",
         )  # fmt: skip
         to_start, to_result, missing = loadgen.e2e_latencies(sent, outcomes)
         return list(to_start), list(to_result), list(missing)

@@ -29,7 +29,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from bench import procs, stats
+from bench import defaults, procs, stats
 from bench.client import client_app
 
 NOOP = "bench.probes.noop"
@@ -41,24 +41,6 @@ STAMP = "bench.probes.stamp"
 
 RESULT_PREFIX = "celery-task-meta-"
 """Key (and pub/sub channel) prefix of the Redis result backend; it publishes each state it stores."""
-
-CLIENT_CONNECT_TIMEOUT = 5.0
-"""Seconds a client app waits to connect to the broker before it reports an error."""
-
-SUBSCRIBE_TIMEOUT = 5.0
-"""Seconds the result collector waits for Redis to confirm its pattern subscription."""
-
-COLLECTOR_POLL = 0.05
-"""Seconds one pub/sub read of the result collector blocks before it checks whether to stop."""
-
-PROCESS_START_TIMEOUT = 60.0
-"""Seconds spawned producer processes have to import Celery, connect and report ready."""
-
-PROCESS_RUN_TIMEOUT = 300.0
-"""Seconds spawned producer processes have to send their tasks once told to go."""
-
-PROCESS_STOP_TIMEOUT = 5.0
-"""Seconds a spawned producer process has to exit after terminate() before it is killed."""
 
 WARMUP_CALLS = 20
 """Calls made (and discarded) before timing, to open connections and fill caches."""
@@ -93,7 +75,7 @@ class Client:
             **{
                 **self.settings,
                 "task_default_queue": self.queue,
-                "broker_connection_timeout": CLIENT_CONNECT_TIMEOUT,
+                "broker_connection_timeout": defaults.CLIENT_CONNECT_TIMEOUT,
             },
         )
 
@@ -430,7 +412,7 @@ def _producer_process(
             for _ in range(WARMUP_CALLS * 5):  # a fresh interpreter: warm up longer
                 client.apply_async_ignore()
             ready.put(os.getpid())
-            if not go.wait(PROCESS_START_TIMEOUT):
+            if not go.wait(defaults.PROCESS_START_TIMEOUT):
                 return
             for _ in range(count):
                 client.apply_async_ignore()
@@ -472,7 +454,7 @@ def throughput_processes(
         go.set()
         sent = 0
         for _ in procs:
-            status, value = done.get(timeout=PROCESS_RUN_TIMEOUT)
+            status, value = done.get(timeout=defaults.PROCESS_RUN_TIMEOUT)
             if status != "ok":
                 raise RuntimeError(f"a producer process failed: {value}")
             sent += int(value)
@@ -487,16 +469,16 @@ def throughput_processes(
 
 def _wait_ready(procs: Sequence[Any], ready: Any, done: Any) -> None:
     """Until every producer process said it is ready (bounded; a process that exits fails it at once)."""
-    deadline = time.monotonic() + PROCESS_START_TIMEOUT
+    deadline = time.monotonic() + defaults.PROCESS_START_TIMEOUT
     waiting = len(procs)
     while waiting:
         try:
-            ready.get(timeout=COLLECTOR_POLL)
+            ready.get(timeout=defaults.COLLECTOR_POLL)
             waiting -= 1
         except queue_module.Empty:
             if any(p.exitcode is not None for p in procs) or time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"producer processes did not get ready within {PROCESS_START_TIMEOUT:g}s"
+                    f"producer processes did not get ready within {defaults.PROCESS_START_TIMEOUT:g}s"
                     f"{_process_problems(procs, done)}"
                 ) from None
 
@@ -509,10 +491,10 @@ def _stop_processes(procs: Sequence[Any]) -> None:
     for p in procs:
         if p.pid is None:  # never started
             continue
-        p.join(PROCESS_STOP_TIMEOUT)
+        p.join(defaults.PROCESS_STOP_TIMEOUT)
         if p.is_alive():
             p.kill()
-            p.join(PROCESS_STOP_TIMEOUT)
+            p.join(defaults.PROCESS_STOP_TIMEOUT)
 
 
 def _process_problems(procs: Iterable[Any], done: Any) -> str:
@@ -627,10 +609,11 @@ class ResultCollector:
     def start(self) -> ResultCollector:
         self._thread = threading.Thread(target=self._run, name="bench-result-collector", daemon=True)
         self._thread.start()
-        if not self._subscribed.wait(SUBSCRIBE_TIMEOUT):
+        if not self._subscribed.wait(defaults.SUBSCRIBE_TIMEOUT):
             self.stop()
             raise RuntimeError(
-                f"result collector: no pattern subscription after {SUBSCRIBE_TIMEOUT:g}s ({self._error!r})"
+                f"result collector: no pattern subscription after {defaults.SUBSCRIBE_TIMEOUT:g}s "
+                f"({self._error!r})"
             )
         return self
 
@@ -639,7 +622,7 @@ class ResultCollector:
         try:
             pubsub.psubscribe(f"{RESULT_PREFIX}{self.prefix}*")
             while not self._stop.is_set():
-                message = pubsub.get_message(timeout=COLLECTOR_POLL)
+                message = pubsub.get_message(timeout=defaults.COLLECTOR_POLL)
                 if message is None:
                     continue
                 kind = message["type"]
@@ -678,7 +661,7 @@ class ResultCollector:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(COLLECTOR_POLL * 20 + 1)
+            self._thread.join(defaults.COLLECTOR_POLL * 20 + 1)
 
     def __enter__(self) -> ResultCollector:
         return self.start()

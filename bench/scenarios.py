@@ -39,15 +39,6 @@ from bench.faults import reliability_section
 from bench.progress import Listener, PlannedStep, Silent
 from bench.worker import PROJECT_ROOT, Worker, control_app
 
-CONTROL_TIMEOUT = 5.0
-"""Seconds a control command (add/cancel consumer) waits for the worker's reply."""
-
-DRAIN_TIMEOUT = 300.0
-"""Seconds one drain round may take before the run fails (a worker that stopped consuming)."""
-
-E2E_GRACE = 60.0
-"""Seconds after the last open-loop arrival that the results still have to arrive."""
-
 WORKER_LOGLEVEL = "WARNING"
 """Log level of benchmark workers: the figures measure the pool, not one log line per task."""
 
@@ -560,11 +551,11 @@ def consuming(control: celery.Celery, worker: Worker, queue: str) -> Iterator[No
 
 
 def _control(command: Callable[..., Any], queue: str, worker: Worker) -> None:
-    replies = command(queue, destination=[worker.node], reply=True, timeout=CONTROL_TIMEOUT)
+    replies = command(queue, destination=[worker.node], reply=True, timeout=defaults.CONTROL_TIMEOUT)
     if not any(worker.node in reply for reply in replies or []):
         raise RuntimeError(
             f"worker {worker.node} did not answer {command.__name__}({queue!r}) within "
-            f"{CONTROL_TIMEOUT:g}s; last log lines:\n{worker.log_tail()}"
+            f"{defaults.CONTROL_TIMEOUT:g}s; last log lines:\n{worker.log_tail()}"
         )
 
 
@@ -647,7 +638,7 @@ class _Cell:
         prefix = f"{self.prefix}-drain-{uuid.uuid4().hex[:6]}-"
         outcomes = loadgen.drain_round(
             producer, self.conn, prefix, tasks, self.consuming,
-            timeout=DRAIN_TIMEOUT, what=f"{self.label} worker to drain {tasks} tasks",
+            timeout=defaults.DRAIN_TIMEOUT, what=f"{self.label} worker to drain {tasks} tasks",
         )  # fmt: skip
         return loadgen.drain_rate(outcomes)
 
@@ -670,7 +661,7 @@ class _OpenLoopRounds:
         sizes, cell = self.sizes, self.cell
         sent, outcomes = loadgen.open_loop_round(
             self.producer, cell.conn, f"{cell.prefix}-e2e-{len(self.to_start)}-", rate=sizes.e2e_rate,
-            count=sizes.e2e_count, consume=cell.consuming, grace=E2E_GRACE,
+            count=sizes.e2e_count, consume=cell.consuming, grace=defaults.E2E_GRACE,
             what=f"results of {sizes.e2e_count} open-loop tasks on {cell.label}",
         )  # fmt: skip
         to_start, to_result, missing = loadgen.e2e_latencies(sent, outcomes)

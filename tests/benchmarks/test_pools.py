@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from bench import loadgen, scenarios, stats
+from bench import defaults, loadgen, scenarios, stats
 from tests.benchmarks.conftest import MEASURED, latency_info
 
 DRAIN_TASKS = 500
@@ -48,7 +48,7 @@ def test_drain(benchmark, pool, load_worker, control, producer, conn, bench_queu
         try:
             outcomes = loadgen.await_results(
                 collector, DRAIN_TASKS, lambda: scenarios.consuming(control, load_worker, bench_queue),
-                timeout=scenarios.DRAIN_TIMEOUT, what=f"{pool} drain",
+                timeout=defaults.DRAIN_TIMEOUT, what=f"{pool} drain",
             )  # fmt: skip
         finally:
             collector.stop()
@@ -79,7 +79,7 @@ def test_e2e_open_loop(benchmark, pool, load_worker, control, producer, conn, be
         sent, outcomes = loadgen.open_loop_round(
             producer, conn, f"e2e-{pool}-{uuid.uuid4().hex[:8]}-", rate=E2E_RATE, count=E2E_TASKS,
             consume=lambda: scenarios.consuming(control, load_worker, bench_queue),
-            grace=scenarios.E2E_GRACE, what=f"{pool} open-loop results",
+            grace=defaults.E2E_GRACE, what=f"{pool} open-loop results",
         )  # fmt: skip
         start, result, missing = loadgen.e2e_latencies(sent, outcomes)
         assert missing == [], f"{len(missing)} open-loop tasks had no successful result"
