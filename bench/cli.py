@@ -70,10 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pool", action="append", metavar="NAME",
         help=f"pool to benchmark (repeatable; one of {', '.join(pools.available())}); default: all available",
     )  # fmt: skip
-    run.add_argument(
-        "--broker-url", metavar="URL", default=os.environ.get("BENCH_BROKER_URL") or None,
-        help="use this Redis (never flushed or stopped) instead of a private one; env BENCH_BROKER_URL",
-    )  # fmt: skip
+    add_broker_url_argument(run)
     add_config_arguments(run)
     run.add_argument("--quick", action="store_true", help="a smaller run that still reports every figure")
     run.add_argument(
@@ -162,10 +159,7 @@ def add_sweep_parser(sub: Any) -> None:
     )  # fmt: skip
     sweep.add_argument("--pool", default="solo", metavar="NAME", help="the pool of cells that name none")
     sweep.add_argument("--rounds", type=_positive(int), metavar="N", help="rounds per cell (interleaved)")
-    sweep.add_argument(
-        "--broker-url", metavar="URL", default=os.environ.get("BENCH_BROKER_URL") or None,
-        help="use this Redis (never flushed or stopped) instead of a private one",
-    )  # fmt: skip
+    add_broker_url_argument(sweep)
     add_config_arguments(sweep)
     sweep.add_argument("--json", metavar="PATH", type=Path, help="default reports/sweep-<timestamp>.json")
     sweep.add_argument("--no-plots", action="store_true", help="write no PNG")
@@ -196,6 +190,14 @@ def _non_negative(text: str) -> float:
     if not (value >= 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite percentage >= 0")
     return value
+
+
+def add_broker_url_argument(parser: argparse.ArgumentParser) -> None:
+    """``--broker-url``: a Redis the user runs, instead of a private one."""
+    parser.add_argument(
+        "--broker-url", metavar="URL", default=os.environ.get("BENCH_BROKER_URL") or None,
+        help="use this Redis (never flushed or stopped) instead of a private one; env BENCH_BROKER_URL",
+    )  # fmt: skip
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

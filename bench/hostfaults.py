@@ -243,22 +243,25 @@ def _reachable_redis(project: str, network: str) -> str:
 
 
 # -- injections -----------------------------------------------------------------------------------------
+DOCKER_VERBS = {
+    HostFault.KILL: (("kill",), ("start",)),
+    HostFault.PAUSE: (("pause",), ("unpause",)),
+    HostFault.DISCONNECT: (("network", "disconnect"), ("network", "connect")),
+}
+"""Per fault, the ``docker`` command that injects it and the one that heals it."""
+
+
+def _on_host(verb: tuple[str, ...], fleet: Fleet, host: Host) -> None:
+    network = (fleet.network,) if verb[0] == "network" else ()
+    docker(*verb, *network, host.container)
+
+
 def inject(fault: HostFault, fleet: Fleet, host: Host) -> None:
-    if fault is HostFault.KILL:
-        docker("kill", host.container)
-    elif fault is HostFault.PAUSE:
-        docker("pause", host.container)
-    else:
-        docker("network", "disconnect", fleet.network, host.container)
+    _on_host(DOCKER_VERBS[fault][0], fleet, host)
 
 
 def heal(fault: HostFault, fleet: Fleet, host: Host) -> None:
-    if fault is HostFault.KILL:
-        docker("start", host.container)
-    elif fault is HostFault.PAUSE:
-        docker("unpause", host.container)
-    else:
-        docker("network", "connect", fleet.network, host.container)
+    _on_host(DOCKER_VERBS[fault][1], fleet, host)
 
 
 # -- one scenario ---------------------------------------------------------------------------------------

@@ -63,3 +63,24 @@ def test_no_docker_cli_is_one_line(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     error = hostfaults.engine_error()
     assert error is not None and "\n" not in error and "Docker engine" in error
+
+
+@pytest.mark.parametrize(
+    ("fault", "injected", "healed"),
+    [
+        (HostFault.KILL, ["kill", "c1"], ["start", "c1"]),
+        (HostFault.PAUSE, ["pause", "c1"], ["unpause", "c1"]),
+        (
+            HostFault.DISCONNECT,
+            ["network", "disconnect", "p_default", "c1"],
+            ["network", "connect", "p_default", "c1"],
+        ),
+    ],
+)
+def test_each_fault_is_one_docker_command_and_its_inverse(monkeypatch, fault, injected, healed):
+    calls: list[list[str]] = []
+    monkeypatch.setattr(hostfaults, "docker", lambda *args, **_: calls.append(list(args)) or "")
+    fleet = hostfaults.Fleet("p", "redis://x", (hostfaults.Host("c1", "fleet@c1"),), "p_default")
+    hostfaults.inject(fault, fleet, fleet.hosts[0])
+    hostfaults.heal(fault, fleet, fleet.hosts[0])
+    assert calls == [injected, healed]
