@@ -14,6 +14,7 @@ import pytest
 from celery import Celery
 
 from bench.broker import Broker
+from bench.brokers import BrokerHandle
 from bench.worker import Worker
 
 pytest_plugins = ["bench.pytest_plugin", "tests.properties.profiles"]
@@ -22,8 +23,8 @@ os.environ.setdefault("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "d
 
 
 @pytest.fixture(scope="session")
-def bench_app(bench_broker: Broker) -> Iterator[Celery]:
-    """``tasks.app`` configured for the session's broker and result backend."""
+def bench_app(bench_broker: Broker | BrokerHandle, bench_backend: Broker) -> Iterator[Celery]:
+    """``tasks.app`` configured for the session's broker (the current broker kind) and result backend."""
     # Celery prefers these variables over any app's configuration: left set (e.g. by a user's shell) they
     # would send this process's apps to another broker. Children get the session broker explicitly.
     for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
@@ -31,9 +32,18 @@ def bench_app(bench_broker: Broker) -> Iterator[Celery]:
     import tasks
 
     tasks.app.conf.broker_url = bench_broker.url
-    tasks.app.conf.result_backend = bench_broker.url
+    tasks.app.conf.result_backend = bench_backend.url
     yield tasks.app
-    tasks.app.close()
+    forget_connections(tasks.app)
+
+
+def forget_connections(app: Celery) -> None:
+    """Drop ``app``'s broker connection pool *and* its producer pool, so the next broker kind of the
+    session gets new ones. ``Celery.close()`` drops only the first (celery 5.x): its producer pool, keyed
+    on a connection to the previous broker, would go on publishing there."""
+    app.close()
+    if "amqp" in app.__dict__:  # a cached_property: only there once something published
+        app.amqp._producer_pool = None
 
 
 @pytest.fixture

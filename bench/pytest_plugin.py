@@ -2,14 +2,18 @@
 
 Layers, each a fixture a test suite may override by redefining it:
 
-``bench_broker_url_option`` -> ``bench_broker`` (session: a private Redis, or ``--broker-url``)
+``bench_backend`` (session: a private Redis, the result backend, or a ``--broker-url redis://``)
+-> ``broker_kind`` (session-scoped parameter: one value per selected broker kind, set below)
+-> ``bench_broker`` (session per kind: the backend's Redis itself for ``redis``, a private RabbitMQ node
+   for ``rabbitmq``, or the user's ``--broker-url``)
 -> ``pool`` (session-scoped parameter: one value per selected pool, set in one place below)
--> ``pool_worker`` (session per pool: one real worker, reused by every test of that pool)
+-> ``pool_worker`` (session per broker x pool: one real worker, reused by every test of that cell)
 -> ``make_worker`` (per test: extra workers, e.g. ``-Q add_queue``, stopped after the test).
 
-pytest finishes a session-scoped parametrised fixture before it sets up the next parameter, so the
-pool workers run one at a time and a task sent by a ``solo`` test can only be consumed by the ``solo``
-worker (the tests check it through the executing node's name).
+Test ids name both axes, broker first: ``test_chain[rabbitmq-prefork]``. The result backend is always
+Redis; the broker is the axis. pytest finishes a session-scoped parametrised fixture before it sets up
+the next parameter, so the pool workers run one at a time and a task sent by a ``solo`` test can only be
+consumed by the ``solo`` worker (the tests check it through the executing node's name).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from typing import Any
 
 import pytest
 
+from bench import brokers, defaults, pools, procs, stale
 from bench import config as bench_config_module
-from bench import defaults, pools, procs, stale
 from bench.broker import Broker, BrokerError, from_option
+from bench.brokers import BrokerHandle
 from bench.procs import raise_on_sigterm
 from bench.worker import Beat, Worker
 
@@ -41,11 +46,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "default: every pool this platform supports",
     )
     group.addoption(
+        "--broker",
+        dest="bench_brokers",
+        action="append",
+        default=None,
+        metavar="KIND",
+        help=f"broker to test on (repeatable; one of {', '.join(brokers.KINDS)}); default: every broker "
+        "this machine can start (the result backend is a private Redis either way)",
+    )
+    group.addoption(
         "--broker-url",
         default=os.environ.get("BENCH_BROKER_URL") or None,
         metavar="URL",
-        help="use this Redis instead of starting a private one (never flushed or stopped); "
-        "env BENCH_BROKER_URL",
+        help="use this broker (redis:// or amqp://) instead of starting a private one (never flushed or "
+        "stopped); a redis:// URL is the result backend too; env BENCH_BROKER_URL",
     )
     group.addoption(
         "--app",
@@ -97,12 +111,19 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "pools(*names): run this test only on these pools")
+    config.addinivalue_line("markers", "brokers(*kinds): run this test only on these broker kinds")
     config.addinivalue_line("markers", "any_app: runs under any --app (not only the seed's tasks)")
     raise_on_sigterm()
     try:
         config._bench_pools = pools.select(config.getoption("pool"))  # type: ignore[attr-defined]
     except ValueError as exc:
         raise pytest.UsageError(f"--pool: {exc}") from None
+    try:
+        config._bench_brokers = select_brokers(  # type: ignore[attr-defined]
+            config.getoption("bench_brokers"), config.getoption("broker_url")
+        )
+    except (ValueError, BrokerError) as exc:
+        raise pytest.UsageError(f"--broker: {exc}") from None
     try:
         config._bench_config = bench_config_module.build(  # type: ignore[attr-defined]
             config.getoption("bench_app"), config.getoption("bench_sets")
@@ -155,34 +176,56 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             sys.stderr.flush()
 
 
+def select_brokers(requested: list[str] | None, broker_url: str | None) -> list[str]:
+    """The broker kinds of this run: ``--broker`` (validated), the kind of ``--broker-url``, or every kind
+    this machine can start. Raises ``ValueError`` / ``BrokerError`` with one line."""
+    if broker_url:
+        kind = brokers.kind_of_url(broker_url)
+        if requested and set(requested) != {kind}:
+            raise ValueError(f"--broker-url is a {kind} URL but --broker asks for {', '.join(requested)}")
+        return [kind]
+    if not requested:
+        found = [k for k in brokers.KINDS if brokers.support(k).available]
+        if not found:
+            raise BrokerError(brokers.support("redis").reason)
+        return found
+    chosen: list[str] = []
+    for kind in requested:
+        info = brokers.support(kind)  # ValueError for an unknown kind
+        if not info.available:
+            raise ValueError(f"{kind} is unavailable here: {info.reason}")
+        chosen.extend([kind] if kind not in chosen else [])
+    return chosen
+
+
 def selected_pools(config: pytest.Config) -> list[str]:
     return list(config._bench_pools)  # type: ignore[attr-defined]
 
 
+def selected_brokers(config: pytest.Config) -> list[str]:
+    return list(config._bench_brokers)  # type: ignore[attr-defined]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """The one place where tests are parametrised over pools."""
-    if "pool" not in metafunc.fixturenames:
-        return
-    chosen = selected_pools(metafunc.config)
-    marker = metafunc.definition.get_closest_marker("pools")
+    """The one place where tests are parametrised over broker kinds and pools (ids ``redis-solo``)."""
+    axes = (("broker_kind", "brokers", selected_brokers), ("pool", "pools", selected_pools))
+    for argname, marker_name, selected in axes:
+        if argname in metafunc.fixturenames:
+            _parametrize_axis(metafunc, argname, selected(metafunc.config), marker_name)
+
+
+def _parametrize_axis(metafunc: pytest.Metafunc, argname: str, selected: list[str], marker_name: str) -> None:
+    chosen = selected
+    marker = metafunc.definition.get_closest_marker(marker_name)
     if marker is not None:
-        chosen = [p for p in chosen if p in marker.args]
+        chosen = [value for value in chosen if value in marker.args]
     if not chosen:
         # An empty parametrisation would silently run nothing: make it a visible skip instead.
-        metafunc.parametrize(
-            "pool",
-            [
-                pytest.param(
-                    None,
-                    marks=pytest.mark.skip(
-                        reason=f"none of the selected pools {selected_pools(metafunc.config)} applies"
-                    ),
-                )
-            ],
-            scope="session",
-        )
+        reason = f"none of the selected {marker_name} {selected} applies (this test: {list(marker.args)})"
+        skip = pytest.param(None, marks=pytest.mark.skip(reason=reason), id=f"no-{argname}")
+        metafunc.parametrize(argname, [skip], scope="session")
         return
-    metafunc.parametrize("pool", chosen, scope="session")
+    metafunc.parametrize(argname, chosen, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -202,9 +245,11 @@ def bench_broker_url_option(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def bench_broker(bench_broker_url_option: str | None, bench_run_id: str) -> Iterator[Broker]:
-    """The broker and result backend of the session: a private Redis unless ``--broker-url``."""
-    broker = from_option(bench_broker_url_option)
+def bench_backend(bench_broker_url_option: str | None, bench_run_id: str) -> Iterator[Broker]:
+    """The session's result backend (and the ledger's store): a private Redis, or ``--broker-url`` when
+    that is a Redis (then it is the broker too, as a user's single Redis would be)."""
+    url = bench_broker_url_option
+    broker = from_option(url if url and brokers.kind_of_url(url) == "redis" else None)
     try:
         broker.start()
     except BrokerError as exc:
@@ -216,6 +261,27 @@ def bench_broker(bench_broker_url_option: str | None, bench_run_id: str) -> Iter
 
 
 @pytest.fixture(scope="session")
+def bench_broker(
+    broker_kind: str, bench_backend: Broker, bench_broker_url_option: str | None
+) -> Iterator[Broker | BrokerHandle]:
+    """The session's broker of ``broker_kind``: for ``redis`` the backend's Redis itself (one server, as
+    most deployments run it), for ``rabbitmq`` a private node (or the user's ``--broker-url amqp://``)."""
+    if broker_kind == "redis":
+        yield bench_backend
+        return
+    url = bench_broker_url_option
+    handle = brokers.external(url) if url else brokers.private(broker_kind)
+    try:
+        handle.start()
+    except BrokerError as exc:
+        pytest.exit(f"{broker_kind}: {exc}", returncode=2)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="session")
 def bench_config(request: pytest.FixtureRequest) -> bench_config_module.Config:
     """The configuration under test (``--app``, ``--set``), without a pool."""
     return request.config._bench_config  # type: ignore[attr-defined,no-any-return]
@@ -223,18 +289,24 @@ def bench_config(request: pytest.FixtureRequest) -> bench_config_module.Config:
 
 @pytest.fixture(scope="session")
 def pool_worker(
-    pool: str, bench_broker: Broker, bench_config: bench_config_module.Config
+    broker_kind: str,
+    pool: str,
+    bench_broker: Broker | BrokerHandle,
+    bench_backend: Broker,
+    bench_config: bench_config_module.Config,
 ) -> Iterator[Worker]:
-    """One real worker for ``pool`` (the configured app and settings), reused by every test of that pool."""
+    """One real worker for ``pool`` on ``broker_kind`` (the configured app and settings), reused by every
+    test of that cell."""
     settings = bench_config.on(pool, None).worker_kwargs()
-    worker = Worker(bench_broker.url, **settings, name=f"session-{pool}-{uuid.uuid4().hex[:6]}")
+    name = f"session-{broker_kind}-{pool}-{uuid.uuid4().hex[:6]}"
+    worker = Worker(bench_broker.url, **settings, backend_url=bench_backend.url, name=name)
     with worker:
         yield worker
 
 
 @pytest.fixture
 def make_worker(
-    bench_broker: Broker, bench_config: bench_config_module.Config
+    bench_broker: Broker | BrokerHandle, bench_backend: Broker, bench_config: bench_config_module.Config
 ) -> Iterator[Callable[..., Worker]]:
     """Start extra workers for one test (``make_worker(pool=..., queues=[...])``); all are stopped.
 
@@ -243,6 +315,7 @@ def make_worker(
 
     def factory(**kwargs: Any) -> Worker:
         kwargs.setdefault("broker_url", bench_broker.url)
+        kwargs.setdefault("backend_url", bench_backend.url)
         for key, value in bench_config.worker_kwargs().items():
             kwargs.setdefault(key, value)
         worker = Worker(**kwargs)
@@ -257,12 +330,13 @@ def make_worker(
 
 
 @pytest.fixture
-def make_beat(bench_broker: Broker) -> Iterator[Callable[..., Beat]]:
+def make_beat(bench_broker: Broker | BrokerHandle, bench_backend: Broker) -> Iterator[Callable[..., Beat]]:
     """Start ``celery beat`` for one test; stopped after it."""
     started: list[Beat] = []
 
     def factory(**kwargs: Any) -> Beat:
         kwargs.setdefault("broker_url", bench_broker.url)
+        kwargs.setdefault("backend_url", bench_backend.url)
         beat = Beat(**kwargs)
         started.append(beat)
         return beat.start()

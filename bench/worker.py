@@ -270,6 +270,7 @@ class Beat:
     broker_url: str = field(repr=False)  # may carry a password
     app: str = "tasks"
     env: Mapping[str, str] = field(default_factory=dict)
+    backend_url: str | None = field(default=None, repr=False)
     process: ManagedProcess | None = field(default=None, init=False, repr=False)
     tmpdir: Path | None = field(default=None, init=False)
 
@@ -285,7 +286,7 @@ class Beat:
             argv,
             name="beat",
             log_path=self.tmpdir / "beat.log",
-            env=child_env(self.broker_url, extra=self.env),
+            env=child_env(self.broker_url, self.backend_url, self.env),
             cwd=PROJECT_ROOT,
         ).start()
         return self

@@ -118,7 +118,7 @@ def test_async_result_from_another_process(app):
     )
     out = subprocess.run(
         [sys.executable, "-c", code, res.id],
-        env=child_env(app.conf.broker_url),
+        env=child_env(app.conf.broker_url, app.conf.result_backend),
         capture_output=True,
         text=True,
         timeout=RESULT,
@@ -176,7 +176,7 @@ def test_the_articles_client_script(app, worker):
     )
     out = subprocess.run(
         [sys.executable, "-c", client_py],
-        env=child_env(app.conf.broker_url),
+        env=child_env(app.conf.broker_url, app.conf.result_backend),
         capture_output=True,
         text=True,
         timeout=RESULT,
