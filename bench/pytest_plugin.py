@@ -215,13 +215,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _parametrize_axis(metafunc: pytest.Metafunc, argname: str, selected: list[str], marker_name: str) -> None:
-    chosen = selected
     marker = metafunc.definition.get_closest_marker(marker_name)
-    if marker is not None:
-        chosen = [value for value in chosen if value in marker.args]
+    applies = list(marker.args) if marker is not None else selected
+    chosen = [value for value in selected if value in applies]
     if not chosen:
         # An empty parametrisation would silently run nothing: make it a visible skip instead.
-        reason = f"none of the selected {marker_name} {selected} applies (this test: {list(marker.args)})"
+        reason = f"none of the selected {marker_name} {selected} applies (this test: {applies})"
         skip = pytest.param(None, marks=pytest.mark.skip(reason=reason), id=f"no-{argname}")
         metafunc.parametrize(argname, [skip], scope="session")
         return
