@@ -1,4 +1,4 @@
-"""The configuration under test (``--app``, ``--set``) on real workers and a real private Redis.
+"""The configuration under test (``--app``, ``--set``) on real workers and a real private broker of each kind.
 
 - the example app (``examples.shop``) runs with its own settings plus the ``--set`` ones, runs its own
   tasks and the harness's probes (``--include bench.probes``);
@@ -51,9 +51,10 @@ def _inspect(broker_url: str, worker: Worker, method: str) -> Any:
     return replies[worker.node]
 
 
-def test_the_example_app_keeps_its_settings_and_takes_the_sets(bench_broker: Broker):
+def test_the_example_app_keeps_its_settings_and_takes_the_sets(bench_broker: Broker, bench_backend: Broker):
     cell = config.build(SHOP, ["worker_prefetch_multiplier=3", "result_expires=60"]).on("solo", 1)
-    with Worker(bench_broker.url, **cell.worker_kwargs(), loglevel="WARNING") as worker:
+    settings = cell.worker_kwargs()
+    with Worker(bench_broker.url, **settings, backend_url=bench_backend.url, loglevel="WARNING") as worker:
         conf = _inspect(bench_broker.url, worker, "conf")
         # the app's own settings (examples/shop/settings.py), not the seed's
         assert conf["task_compression"] == "zlib" and conf["task_default_queue"] == "shop"
@@ -64,7 +65,12 @@ def test_the_example_app_keeps_its_settings_and_takes_the_sets(bench_broker: Bro
         assert {"examples.shop.tasks.order_total", loadgen.NOOP, loadgen.STAMP} <= set(registered)
         assert not any(name.startswith("tasks.") for name in registered)  # the seed is not loaded
 
-        app = client_app(bench_broker.url, **cell.producer_settings, task_default_queue="shop")
+        app = client_app(
+            bench_broker.url,
+            backend_url=bench_backend.url,
+            **cell.producer_settings,
+            task_default_queue="shop",
+        )
         try:
             total = app.send_task("examples.shop.tasks.order_total", ([["2.50", 2]], 10))
             assert total.get(timeout=RESULT) == "4.50"
@@ -75,12 +81,15 @@ def test_the_example_app_keeps_its_settings_and_takes_the_sets(bench_broker: Bro
 
 
 @pytest.mark.any_app
-def test_the_sessions_app_runs_the_probes(pool_worker: Worker, bench_broker: Broker, bench_config):
+def test_the_sessions_app_runs_the_probes(
+    pool_worker: Worker, bench_broker: Broker, bench_backend: Broker, bench_config
+):
     """Runs under any ``pytest --app``: the session's worker has the probes and answers them."""
     registered = _inspect(bench_broker.url, pool_worker, "registered")
     assert {loadgen.NOOP, loadgen.STAMP} <= set(registered)
     queue = config.load_app(bench_config.app).conf.task_default_queue
-    with loadgen.Client(bench_broker.url, queue, settings=bench_config.producer_settings) as client:
+    settings = bench_config.producer_settings
+    with loadgen.Client(bench_broker.url, queue, backend_url=bench_backend.url, settings=settings) as client:
         started = client.stamp.apply_async().get(timeout=RESULT)
     assert isinstance(started, float)
     conf = _inspect(bench_broker.url, pool_worker, "conf")
@@ -89,13 +98,19 @@ def test_the_sessions_app_runs_the_probes(pool_worker: Worker, bench_broker: Bro
             assert conf.get(name) == value, name
 
 
-def test_celery_ignores_a_prefetch_multiplier_given_after_the_double_dash(bench_broker: Broker):
+def test_celery_ignores_a_prefetch_multiplier_given_after_the_double_dash(
+    bench_broker: Broker, bench_backend: Broker
+):
     """Celery deviation (``celery worker --help``: settings after ``--`` configure the app): the value
     is in the app's configuration, yet ``--prefetch-multiplier`` took its default from the app before
     it was applied, so the consumer prefetches the old count. ``bench.config.worker_argv`` passes it
     as the option instead."""
     worker = Worker(
-        bench_broker.url, pool="solo", concurrency=1, extra_args=["--", "worker_prefetch_multiplier=(json)7"]
+        bench_broker.url,
+        pool="solo",
+        concurrency=1,
+        backend_url=bench_backend.url,
+        extra_args=["--", "worker_prefetch_multiplier=(json)7"],
     )
     with worker:
         assert _inspect(bench_broker.url, worker, "conf")["worker_prefetch_multiplier"] == 7

@@ -29,9 +29,10 @@ def test_task_sees_the_config_module(app):
     assert config_value.delay("accept_content").get(timeout=RESULT) == ["json"]
 
 
-def test_environment_overrides_the_seed_urls(app, bench_broker):
+def test_environment_overrides_the_seed_urls(app, bench_broker, bench_backend):
     # The contract: CELERY_BROKER_URL / CELERY_RESULT_BACKEND (set by the harness) beat the seed's
-    # redis://127.0.0.1:6379 -- the worker reports the private broker's URL.
-    seen = config_value.delay("result_backend").get(timeout=RESULT)
-    same = seen == bench_broker.url  # compared outside the assert so a failure never prints the password
-    assert same, f"the worker's result_backend is {redact(seen)}, not the session's {bench_broker.redacted}"
+    # redis://127.0.0.1:6379 -- the worker reports the session's private broker and result backend.
+    for setting, expected in (("broker_url", bench_broker), ("result_backend", bench_backend)):
+        seen = config_value.delay(setting).get(timeout=RESULT)
+        same = seen == expected.url  # compared outside the assert so a failure never prints the password
+        assert same, f"the worker's {setting} is {redact(seen)}, not the session's {expected.redacted}"

@@ -16,7 +16,12 @@ from bench import fleet, loadgen
 from bench.broker import Broker
 from bench.worker import control_app
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # bench.fleet is Redis-only: the fleet's broker is its result backend too (results are read there),
+    # and the test isolates its fleet on a Redis database of its own, which AMQP does not have.
+    pytest.mark.brokers("redis"),
+]
 
 FLEET_DB = 9
 """The database the test's fleet lives on (nothing else in the suite uses it)."""

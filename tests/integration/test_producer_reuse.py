@@ -11,6 +11,7 @@ import pytest
 
 from bench import loadgen
 from bench.broker import Broker
+from bench.brokers import BrokerHandle
 
 pytestmark = pytest.mark.integration
 
@@ -22,11 +23,14 @@ ROUNDS_TIMEOUT = 120.0
 """Seconds the rounds may take (a few hundred sends on a busy machine); a drained pool blocks forever."""
 
 
-def test_producers_of_ended_threads_go_back_to_the_pool(bench_broker: Broker):
+def test_producers_of_ended_threads_go_back_to_the_pool(
+    bench_broker: Broker | BrokerHandle, bench_backend: Broker
+):
     queue = f"reuse-{uuid.uuid4().hex[:8]}"
-    conn = bench_broker.client()
     done: list[int] = []
-    with loadgen.Client(bench_broker.url, queue, reuse_producer=True) as client:
+    with loadgen.Client(
+        bench_broker.url, queue, backend_url=bench_backend.url, reuse_producer=True
+    ) as client:
 
         def rounds() -> None:
             for _ in range(ROUNDS):
@@ -42,5 +46,5 @@ def test_producers_of_ended_threads_go_back_to_the_pool(bench_broker: Broker):
             assert not runner.is_alive(), f"blocked after {len(done)} of {ROUNDS} rounds: the pool ran dry"
             assert done == [THREADS * 5] * ROUNDS
         finally:
-            conn.delete(queue)
-            conn.close()
+            with client.app.connection_for_write() as conn:
+                conn.default_channel.queue_delete(queue)  # the Redis list or the AMQP queue

@@ -28,7 +28,7 @@ from bench.broker import Broker
 from bench.brokers.rabbitmq import RabbitMQ, get_one, private_rabbitmq
 from bench.client import client_app
 from bench.procs import harness_processes, live_processes, reap_run, wait_for
-from bench.worker import PROJECT_ROOT
+from bench.worker import PROJECT_ROOT, Worker
 
 RABBITMQ = brokers.support("rabbitmq")
 pytestmark = [
@@ -78,16 +78,14 @@ def test_node_is_private(rabbit: RabbitMQ):
             conn.ensure_connection(max_retries=1)
 
 
-def test_seed_add_over_amqp(rabbit: RabbitMQ, bench_broker: Broker, make_worker):
-    worker = make_worker(pool="solo", broker_url=rabbit.url, backend_url=bench_broker.url)
-    app = client_app(rabbit.url, backend=False)
-    app.conf.result_backend = bench_broker.url
-    app.backend_cls = bench_broker.url
+def test_seed_add_over_amqp(rabbit: RabbitMQ, bench_backend: Broker):
+    app = client_app(rabbit.url, backend_url=bench_backend.url)
     try:
-        result = app.signature("tasks.add").delay(2, 8)
-        assert result.get(timeout=RESULT) == 10
-        where = app.signature("tasks.behaviour.where").delay().get(timeout=RESULT)
-        assert where == worker.node  # the AMQP worker ran it (no Redis-broker worker is involved)
+        with Worker(rabbit.url, pool="solo", backend_url=bench_backend.url) as worker:
+            result = app.signature("tasks.add").delay(2, 8)
+            assert result.get(timeout=RESULT) == 10
+            where = app.signature("tasks.behaviour.where").delay().get(timeout=RESULT)
+            assert where == worker.node  # the AMQP worker ran it (no Redis-broker worker is involved)
     finally:
         app.close()
 

@@ -16,10 +16,20 @@ RESULT = defaults.RESULT_TIMEOUT
 
 
 def _queued_ids(app, queue: str) -> set[str]:
-    """Ids of the task messages waiting in ``queue`` (the Redis list kombu keeps for it)."""
+    """Ids of the task messages waiting in ``queue``: on Redis the list kombu keeps for it; on AMQP,
+    which has no peek, every message taken unacknowledged, then put back by closing the channel."""
     with app.connection_for_write() as conn:
-        raw = conn.default_channel.client.lrange(queue, 0, -1)
-    return {json.loads(entry)["headers"]["id"] for entry in raw}
+        if conn.transport.driver_type == "redis":
+            raw = conn.default_channel.client.lrange(queue, 0, -1)
+            return {json.loads(entry)["headers"]["id"] for entry in raw}
+        channel = conn.channel()
+        ids: set[str] = set()
+        try:
+            while (message := channel.basic_get(queue=queue, no_ack=False)) is not None:
+                ids.add(message.headers["id"])
+        finally:
+            channel.close()  # the unacknowledged messages go back to the queue
+        return ids
 
 
 def test_routed_task_waits_for_a_worker_of_its_queue(app, worker, make_worker, pool):
