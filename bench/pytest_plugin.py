@@ -122,8 +122,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config._bench_brokers = select_brokers(  # type: ignore[attr-defined]
             config.getoption("bench_brokers"), config.getoption("broker_url")
         )
-    except (ValueError, BrokerError) as exc:
-        raise pytest.UsageError(f"--broker: {exc}") from None
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     try:
         config._bench_config = bench_config_module.build(  # type: ignore[attr-defined]
             config.getoption("bench_app"), config.getoption("bench_sets")
@@ -176,24 +176,35 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             sys.stderr.flush()
 
 
-def select_brokers(requested: list[str] | None, broker_url: str | None) -> list[str]:
+def select_brokers(
+    requested: list[str] | None,
+    broker_url: str | None,
+    support: Callable[[str], brokers.BrokerSupport] = brokers.support,
+) -> list[str]:
     """The broker kinds of this run: ``--broker`` (validated), the kind of ``--broker-url``, or every kind
-    this machine can start. Raises ``ValueError`` / ``BrokerError`` with one line."""
+    this machine can start. Raises ``ValueError`` with one line naming the option and the fix.
+
+    With nothing requested and no broker startable here, it is ``["redis"]``: a session that needs no
+    broker (the unit tier) still runs, and one that does stops at ``bench_backend`` with the reason."""
     if broker_url:
-        kind = brokers.kind_of_url(broker_url)
+        try:
+            kind = brokers.kind_of_url(broker_url)
+        except BrokerError as exc:
+            raise ValueError(f"--broker-url: {exc}") from None
         if requested and set(requested) != {kind}:
-            raise ValueError(f"--broker-url is a {kind} URL but --broker asks for {', '.join(requested)}")
+            asked = ", ".join(requested)
+            raise ValueError(f"--broker-url is a {kind} URL but --broker asks for {asked}: give one of them")
         return [kind]
     if not requested:
-        found = [k for k in brokers.KINDS if brokers.support(k).available]
-        if not found:
-            raise BrokerError(brokers.support("redis").reason)
-        return found
+        return [k for k in brokers.KINDS if support(k).available] or ["redis"]
     chosen: list[str] = []
     for kind in requested:
-        info = brokers.support(kind)  # ValueError for an unknown kind
+        try:
+            info = support(kind)
+        except ValueError as exc:  # an unknown kind
+            raise ValueError(f"--broker: {exc}") from None
         if not info.available:
-            raise ValueError(f"{kind} is unavailable here: {info.reason}")
+            raise ValueError(f"--broker: {kind} is unavailable here: {info.reason}")
         chosen.extend([kind] if kind not in chosen else [])
     return chosen
 
