@@ -2,6 +2,10 @@
 
 Benchmarks are skipped by the default test run (``--benchmark-skip`` in pyproject.toml); run them with
 ``tox -e bench`` or ``pytest tests/benchmarks --benchmark-only --benchmark-enable``.
+
+The fixtures below that read or trim the broker (``conn``, ``floor``, ``drained``) speak Redis: the tests
+using them are marked ``brokers("redis")`` (they measure against the Redis LPUSH floor). On a Redis broker
+``bench_broker`` is the ``bench_backend`` Redis itself; ``test_rabbitmq.py`` brings its own AMQP node.
 """
 
 from __future__ import annotations
@@ -67,9 +71,12 @@ def conn(bench_broker: Broker) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="session")
-def client(bench_broker: Broker, bench_queue: str, bench_config: Config) -> Iterator[loadgen.Client]:
+def client(
+    bench_broker: Broker, bench_backend: Broker, bench_queue: str, bench_config: Config
+) -> Iterator[loadgen.Client]:
     """A client app with the Redis result backend, as the seed's client.py has."""
-    with loadgen.Client(bench_broker.url, bench_queue, settings=bench_config.producer_settings) as c:
+    settings = bench_config.producer_settings
+    with loadgen.Client(bench_broker.url, bench_queue, backend_url=bench_backend.url, settings=settings) as c:
         yield c
 
 
@@ -119,10 +126,13 @@ def drained(conn: redis.Redis, bench_queue: str) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def load_worker(pool: str, bench_broker: Broker, bench_queue: str, bench_config: Config) -> Iterator[Worker]:
+def load_worker(
+    pool: str, bench_broker: Broker, bench_backend: Broker, bench_queue: str, bench_config: Config
+) -> Iterator[Worker]:
     """A worker for ``pool`` idling on a queue of its own; benchmarks switch it onto the scratch queue."""
     worker = Worker(
         bench_broker.url,
+        backend_url=bench_backend.url,
         **bench_config.on(pool, None).worker_kwargs(),
         queues=(f"{bench_queue}.idle",),
         loglevel=scenarios.WORKER_LOGLEVEL,

@@ -12,6 +12,10 @@ import pytest
 from bench import loadgen, stats
 from tests.benchmarks.conftest import latency_info
 
+# The Redis floor: every figure here is a ratio to a raw redis-py LPUSH on the same Redis. The AMQP
+# counterpart (a raw basic_publish beside the Redis floor) is tests/benchmarks/test_rabbitmq.py.
+pytestmark = pytest.mark.brokers("redis")
+
 BATCH = 200
 ROUNDS = 10
 

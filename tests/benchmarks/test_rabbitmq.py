@@ -68,20 +68,21 @@ def _amqp_message(client: loadgen.Client, url: str, queue: str) -> tuple[int, di
     return len(message.body), dict(message.headers or {})
 
 
-def test_enqueue_vs_floor_amqp_and_redis(benchmark, rabbit: RabbitMQ, bench_broker: Broker):
+def test_enqueue_vs_floor_amqp_and_redis(benchmark, rabbit: RabbitMQ, bench_backend: Broker):
+    """The session's private Redis (``bench_backend``, always there) is the Redis side of the comparison."""
     tag = uuid.uuid4().hex[:8]
     amqp_q, redis_q = f"celery-bench.rabbit.{tag}", f"celery-bench.redis.{tag}"
-    conn = bench_broker.client()
+    conn = bench_backend.client()
     with (
         loadgen.Client(rabbit.url, amqp_q, backend=False) as amqp_client,
-        loadgen.Client(bench_broker.url, redis_q, backend=False) as redis_client,
+        loadgen.Client(bench_backend.url, redis_q, backend=False) as redis_client,
         kombu.Connection(rabbit.url) as purger,
     ):
         size, headers = _amqp_message(amqp_client, rabbit.url, amqp_q)
         redis_size = loadgen.celery_message_bytes(redis_client, conn)
         with (
             rabbit.floor_push(f"{amqp_q}.floor", size=size, headers=headers) as amqp_floor,
-            RedisBroker(bench_broker).floor_push(f"{redis_q}.floor", size=redis_size) as redis_floor,
+            RedisBroker(bench_backend).floor_push(f"{redis_q}.floor", size=redis_size) as redis_floor,
         ):
             calls = {
                 "amqp.floor": amqp_floor,

@@ -7,13 +7,15 @@ defect meta-test builds one for a deliberately broken worker listening on a queu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import kombu
 import redis
 from celery import Celery
 from celery.canvas import Signature
@@ -74,6 +76,24 @@ def _broker_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
+@contextlib.contextmanager
+def waiting_messages(url: str, queue: str) -> Iterator[Callable[[], int]]:
+    """A callable counting the messages waiting in ``queue`` on the broker at ``url`` (not those a
+    worker has taken: ``inspect reserved`` shows them). On Redis, the lengths of the lists kombu keeps
+    for the queue and its priority steps; on AMQP, a passive ``queue.declare``'s message count."""
+    if kombu.Connection(url).transport.driver_type == "redis":
+        client = _broker_client(url)
+        keys = [queue] + [f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS if step]
+        yield lambda: sum(int(client.llen(k)) for k in keys)
+        return
+    with kombu.Connection(url, connect_timeout=defaults.AMQP_CONNECT_TIMEOUT) as conn:
+        channel = conn.channel()
+        try:
+            yield lambda: int(channel.queue_declare(queue=queue, passive=True).message_count)
+        finally:
+            channel.close()
+
+
 @dataclass(frozen=True)
 class Target:
     """A worker to run properties against: messages go to ``queue`` (None: the app's default)."""
@@ -101,22 +121,20 @@ class Target:
         anything that was going to run has run once the queue is empty and the node reports no
         active, reserved or scheduled (ETA) task.
         """
-        queue_keys = [self.queue_name] + [
-            f"{self.queue_name}{Channel.sep}{step}" for step in PRIORITY_STEPS if step
-        ]
-        client = _broker_client(self.app.conf.broker_url)
         inspect = self.app.control.inspect([self.node], limit=1, timeout=INSPECT_TIMEOUT)
+        with waiting_messages(self.app.conf.broker_url, self.queue_name) as waiting:
 
-        def idle() -> bool:
-            if any(client.llen(k) for k in queue_keys):
-                return False
-            for ask in (inspect.active, inspect.reserved, inspect.scheduled):
-                reply = ask()
-                if reply is None or self.node not in reply or reply[self.node]:
+            def idle() -> bool:
+                if waiting():
                     return False
-            return True
+                for ask in (inspect.active, inspect.reserved, inspect.scheduled):
+                    reply = ask()
+                    if reply is None or self.node not in reply or reply[self.node]:
+                        return False
+                return True
 
-        wait_until(idle, timeout=timeout, what=f"worker {self.node} to become idle on {self.queue_name}")
+            what = f"worker {self.node} to become idle on {self.queue_name}"
+            wait_until(idle, timeout=timeout, what=what)
 
 
 def records(key: str) -> list[str]:

@@ -265,11 +265,12 @@ def test_property_catches_broken_worker(variant, bench_app, make_worker, record_
 
 
 @pytest.fixture(scope="module")
-def unbroken(bench_app, bench_broker) -> Iterator[Target]:
+def unbroken(bench_app, bench_broker, bench_backend) -> Iterator[Target]:
     """The control: a solo worker of ``broken_app`` with nothing broken, on a queue of its own."""
     queue = f"broken-{CONTROL}-{uuid.uuid4().hex[:8]}"
     worker = Worker(
         bench_broker.url,
+        backend_url=bench_backend.url,
         pool="solo",
         app="tests.properties.broken_app",
         queues=[queue],
