@@ -1,8 +1,9 @@
-"""Nothing is left behind: no ``celery`` or private ``redis-server`` process, no temp dir.
+"""Nothing is left behind: no ``celery``, private ``redis-server`` or RabbitMQ node process, no temp dir.
 
-Each test runs the harness as a user would (a nested ``pytest`` on real workers), in a temp dir of its
-own and with a run id every child inherits, then looks for anything that survived: after a normal run,
-and after a run interrupted with Ctrl-C (SIGINT to the foreground process group, as a terminal does).
+Each test runs the harness as a user would (a nested ``pytest`` on real workers, on the broker kind of
+the test's id), in a temp dir of its own and with a run id every child inherits, then looks for anything
+that survived: after a normal run, and after a run interrupted with Ctrl-C (SIGINT to the foreground
+process group, as a terminal does).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _stop_nested(proc: subprocess.Popen[bytes], run_id: str) -> None:
     reap_run(run_id)
 
 
-def test_nothing_left_after_a_run(tmp_path):
+def test_nothing_left_after_a_run(tmp_path, broker_kind):
     proc, run_id, tmp = _nested(
         tmp_path,
         "tests/integration/test_seed.py",
@@ -80,6 +81,8 @@ def test_nothing_left_after_a_run(tmp_path):
         "chain or bound",
         "--pool",
         "prefork",
+        "--broker",
+        broker_kind,
     )
     try:
         out, _ = proc.communicate(timeout=NESTED_TIMEOUT)
@@ -92,8 +95,9 @@ def test_nothing_left_after_a_run(tmp_path):
     assert strays == [], f"temp dirs left behind: {strays}"
 
 
-def test_nothing_left_after_ctrl_c(tmp_path):
-    proc, run_id, tmp = _nested(tmp_path, "tests/integration/test_seed.py", "--pool", "prefork")
+def test_nothing_left_after_ctrl_c(tmp_path, broker_kind):
+    argv = ["tests/integration/test_seed.py", "--pool", "prefork", "--broker", broker_kind]
+    proc, run_id, tmp = _nested(tmp_path, *argv)
     try:
         # Interrupt once the prefork worker and its children are up, in the middle of the run.
         wait_for(lambda: _worker_with_children(run_id), timeout=NESTED_TIMEOUT, what="a prefork worker")
