@@ -100,6 +100,7 @@ def _race(target: Target, final: str) -> tuple[str, str]:
 
 @pytest.mark.pools("prefork", "threads")  # two attempts of one task must run at the same time
 @pytest.mark.parametrize("final", ["failure", "success"])
+# On both brokers: the race is in the result backend, a Redis on both (the broker only carries the retry).
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=RETRY_RACE)
 def test_an_attempt_outliving_its_retry_keeps_the_final_state(app, worker, final):
     """Deterministic reproduction of the race the chain-retry property first hit with countdown 0.
