@@ -50,7 +50,9 @@ def significance_label(verdict: Verdict) -> str:
 
 
 def _where(key: Key) -> str:
-    return "-" if key[1] is None else f"{key[1]} x{key[2]}"
+    """``solo x1``, ``-`` (a producer-side figure), with `` on rabbitmq`` for a broker other than Redis."""
+    where = "-" if key[1] is None else f"{key[1]} x{key[2]}"
+    return where if key[3] == "redis" else f"{where} on {key[3]}"
 
 
 def comparison_text(comparison: Comparison) -> str:
