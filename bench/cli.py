@@ -230,13 +230,14 @@ def add_broker_argument(parser: argparse.ArgumentParser) -> None:
 def select_brokers(
     requested: Sequence[str] | None,
     url: str | None,
-    support: Any = brokers.support,
+    support: Any = None,
     say: Any = None,
 ) -> tuple[str, ...]:
     """The broker kinds to run, in ``brokers.KINDS`` order; bad or contradictory input raises
     :class:`UsageError` (one line). ``--broker-url`` is the broker of its scheme's kind; without
     ``--broker`` the default is that kind alone, or, without a URL, every kind this machine can start
     (``say`` is told which it cannot, and why)."""
+    support = support or brokers.support
     url_kind = _url_kind(url)
     unknown = [k for k in requested or () if k not in brokers.KINDS]
     if unknown:

@@ -279,7 +279,6 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
     sooner), but never less than its minimum rounds or more than its maximum rounds take.
     """
     sizes, cost, kinds = options.sizes, STEP_SECONDS, options.brokers
-    n, per = sizes.producer_parallel, sizes.producer_per_thread
 
     def adaptive(step: str, per_round: float) -> float:
         budget = sizes.budget(step)
@@ -295,24 +294,11 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
         PlannedStep("fidelity", sizes.overhead_blocks * sizes.overhead_per_block * cost["overhead_call"]),
     ]
     for kind in kinds:
-        steps += [
-            PlannedStep(
-                f"producer 1 thread {kind}", adaptive("producer", per * cost["producer_1_thread_task"])
-            ),
-            PlannedStep(
-                f"producer threads {kind}", adaptive("producer", n * per * cost["producer_threads_task"])
-            ),
-            PlannedStep(
-                f"producer processes {kind}",
-                adaptive(
-                    "producer", n * per * cost["producer_processes_task"] + cost["producer_process_round"]
-                ),
-            ),
-        ]
+        steps += _producer_steps(_on(kind), sizes, adaptive)
     for pool in options.pools:
         for concurrency in sizes.concurrency.get(pool, (1,)):
             for kind in kinds:
-                steps += _cell_steps(f"{pool} x{concurrency} {kind}", sizes, adaptive)
+                steps += _cell_steps(_cell_name(kind, pool, concurrency), sizes, adaptive)
     steps += [
         PlannedStep(f"{k} stop", cost["rabbitmq_stop"]) for k in kinds if k != "redis" and options.private(k)
     ]
@@ -321,6 +307,17 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
         steps.append(PlannedStep("reliability", per_pool * len(options.pools)))
     steps.append(PlannedStep("done", cost["done"]))
     return tuple(steps)
+
+
+def _producer_steps(on: str, sizes: Plan, adaptive: Callable[[str, float], float]) -> list[PlannedStep]:
+    """A broker's producer steps (``on``: `` on rabbitmq``, or nothing for Redis)."""
+    cost, n, per = STEP_SECONDS, sizes.producer_parallel, sizes.producer_per_thread
+    processes = n * per * cost["producer_processes_task"] + cost["producer_process_round"]
+    return [
+        PlannedStep(f"producer 1 thread{on}", adaptive("producer", per * cost["producer_1_thread_task"])),
+        PlannedStep(f"producer threads{on}", adaptive("producer", n * per * cost["producer_threads_task"])),
+        PlannedStep(f"producer processes{on}", adaptive("producer", processes)),
+    ]
 
 
 def _cell_steps(label: str, sizes: Plan, adaptive: Callable[[str, float], float]) -> list[PlannedStep]:
@@ -901,16 +898,18 @@ def _reliability(options: Options, note: Callable[[str], None]) -> tuple[Any, ..
 def _capacity(
     producer: list[Result], drains: Mapping[tuple[str, str, int], float]
 ) -> tuple[float | None, tuple[tuple[str, str, int], float] | None]:
-    """The one-thread producer's rate and the slowest drain, of the broker where their ratio is lowest
-    (each broker's generator sends to that broker's workers)."""
+    """The one-thread producer's rate and the slowest drain: per broker (each broker's generator sends
+    to that broker's workers), the broker whose ratio of the two is the lowest."""
     capacities = {
         r.broker: r.throughput.median for r in producer if r.scenario == CAPACITY_MODE and r.throughput
     }
-    if not drains:
+    slowest: dict[str, tuple[tuple[str, str, int], float]] = {}
+    for key, rate in drains.items():
+        if key[0] not in slowest or rate < slowest[key[0]][1]:
+            slowest[key[0]] = (key, rate)
+    if not slowest:
         return next(iter(capacities.values()), None), None
-    worst = min(
-        drains.items(), key=lambda item: capacities.get(item[0][0], math.inf) / item[1] if item[1] else 0.0
-    )
+    worst = min(slowest.values(), key=lambda item: capacities.get(item[0][0], math.inf) / max(item[1], 1e-9))
     return capacities.get(worst[0][0]), worst
 
 
@@ -939,8 +938,13 @@ def _fidelity(
     )
 
 
+def _on(broker: str) -> str:
+    """What a label of a broker's figures adds: nothing for Redis (as before one broker was an axis)."""
+    return "" if broker == "redis" else f" on {broker}"
+
+
 def _cell_name(broker: str, pool: str, concurrency: int) -> str:
-    return f"{pool} x{concurrency}" + ("" if broker == "redis" else f" on {broker}")
+    return f"{pool} x{concurrency}{_on(broker)}"
 
 
 def _warnings(results: list[Result], fidelity: Fidelity, sizes: Plan) -> list[str]:

@@ -7,15 +7,14 @@ from bench.config import Config
 from bench.ledger import ReliabilityRecord
 from bench.scenarios import Fidelity, Result, Run
 
-
 REDIS = {
     "kind": "redis", "url": "redis://:***@127.0.0.1:1234/0", "private": True, "server_version": "7.0.15",
     "message_bytes": 959, "floor": "redis-py LPUSH 959 B (floor)", "start_seconds": [], "stop_seconds": [],
 }  # fmt: skip
 RABBITMQ = {
     "kind": "rabbitmq", "url": "amqp://bench-1:***@127.0.0.1:5999//", "private": True,
-    "server_version": "3.10.8", "message_bytes": 77, "floor": "py-amqp basic_publish 77 B + Celery's headers (floor)",
-    "start_seconds": [13.25], "stop_seconds": [1.21],
+    "server_version": "3.10.8", "message_bytes": 77, "start_seconds": [13.25], "stop_seconds": [1.21],
+    "floor": "py-amqp basic_publish 77 B + Celery's headers (floor)",
 }  # fmt: skip
 
 
@@ -25,7 +24,9 @@ def rabbitmq_rows() -> tuple[Result, ...]:
     delay = stats.summarize_latency([[900e-6, 920e-6, 950e-6], [910e-6, 930e-6, 940e-6]], what="delay")
     drain = stats.summarize_throughput([(499, 1.0), (499, 1.1)])
     return (
-        Result("enqueue.floor", RABBITMQ["floor"], None, None, latency=floor, floor_ratio=1.0, broker="rabbitmq"),
+        Result(
+            "enqueue.floor", RABBITMQ["floor"], None, None, latency=floor, floor_ratio=1.0, broker="rabbitmq",
+        ),
         Result(
             "enqueue.delay", "delay()", None, None, latency=delay, broker="rabbitmq",
             floor_ratio=stats.ratio(delay.median, floor.median),

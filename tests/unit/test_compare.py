@@ -159,7 +159,7 @@ def test_a_version_1_report_is_migrated(tmp_path):
         (None, "no such file"),
         ("{not json", "not JSON"),
         (json.dumps({"kind": "something else"}), "not a celery-bench report"),
-        (json.dumps({"kind": "celery-bench-report", "schema": 3, "results": []}), "report schema 3"),
+        (json.dumps({"kind": "celery-bench-report", "schema": 99, "results": []}), "report schema 99"),
         (json.dumps({"kind": "celery-bench-report", "schema": 2, "results": []}), "no results"),
         (
             json.dumps({"kind": "celery-bench-report", "schema": 2, "results": [{"scenario": "x"}]}),
