@@ -710,13 +710,8 @@ def _pool_cell(
     label = f"{pool} x{concurrency}{lane.suffix}"
     tag = f"{pool}{concurrency}" if lane.kind == "redis" else f"{lane.kind}-{pool}{concurrency}"
     steps.step(f"{label}: starting a worker")
-    worker = Worker(
-        lane.handle.url,
-        **config.on(pool, concurrency).worker_kwargs(),
-        queues=(f"{queue}.idle",),
-        backend_url=backend_url,
-        loglevel=WORKER_LOGLEVEL,
-        name=f"bench-{tag}-{run_id}",
+    worker = _cell_worker(
+        lane.handle.url, backend_url, queue, f"bench-{tag}-{run_id}", config.on(pool, concurrency)
     )
     control = control_app(lane.handle.url)
     cell = _Cell(conn, queue, f"{run_id}-{tag}", label, control, worker)
@@ -744,6 +739,14 @@ def _pool_cell(
     samples[f"e2e.result:{label}"] = tuple(v for r in loop.to_result for v in r)
     rows = _cell_results(label, pool, concurrency, sizes, drain, loop)
     return [dataclasses.replace(r, broker=lane.kind) for r in rows], loop.lag
+
+
+def _cell_worker(url: str, backend_url: str, queue: str, name: str, config: Config) -> Worker:
+    """A pool cell's worker on the broker at ``url``, results to ``backend_url``, idle on ``queue.idle``."""
+    return Worker(
+        url, **config.worker_kwargs(), queues=(f"{queue}.idle",), backend_url=backend_url,
+        loglevel=WORKER_LOGLEVEL, name=name,
+    )  # fmt: skip
 
 
 def _cell_producer(url: str, queue: str, config: Config) -> loadgen.Client:
