@@ -441,6 +441,10 @@ def clean_stale_runs() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.breakdown and (args.host_faults or args.fleet):
         raise UsageError("--breakdown measures the harness's own producer: drop --fleet/--host-faults")
+    if args.brokers and (args.host_faults or args.fleet):
+        raise UsageError(
+            "--broker chooses the brokers the harness starts: drop it with --fleet/--host-faults"
+        )
     if args.host_faults:
         return cmd_host_faults(args)
     if args.fleet:

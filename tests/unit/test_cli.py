@@ -96,6 +96,10 @@ def test_default_brokers_skip_what_this_machine_cannot_start_and_say_why():
     ("argv", "expected"),
     [
         (["--broker", "kafka"], "--broker 'kafka': unknown broker; choose one of redis, rabbitmq"),
+        (
+            ["--fleet", "--broker", "redis"],
+            "--broker chooses the brokers the harness starts: drop it with --fleet",
+        ),
         (["--broker", "rabbitmq"], "--broker rabbitmq: no rabbitmq-server found on PATH: install it"),
         (
             ["--broker", "redis", "--broker-url", "amqp://u:p@127.0.0.1:1//"],
