@@ -130,6 +130,7 @@ class AmqpLane(Lane):
             self.message_bytes, self.headers = len(message.body), dict(message.headers or {})
         finally:
             self._delete(scratch)
+            self._delete(scratch, exchange=True)
 
     @contextlib.contextmanager
     def floor(self) -> Iterator[Callable[[], object]]:
@@ -147,19 +148,31 @@ class AmqpLane(Lane):
             self.conn.default_channel.queue_purge(queue=name)
 
     def cleanup(self) -> None:
-        for name in (self.queue, f"{self.queue}.idle", f"{self.queue}.floor", f"{self.queue}.sizeprobe"):
+        """The run's queues, and the direct exchanges Celery declared for them (each named as its queue)."""
+        for name in created_names(self.queue):
             self._delete(name)
+            self._delete(name, exchange=True)
 
-    def _delete(self, queue: str) -> None:
-        """Delete ``queue`` if it is there (a missing queue closes the channel: a fresh one each time)."""
+    def _delete(self, name: str, *, exchange: bool = False) -> None:
+        """Delete queue (or exchange) ``name`` if it is there (a missing one closes the channel: a fresh
+        channel each time)."""
         assert self.conn is not None
         with contextlib.suppress(amqp.exceptions.AMQPError, OSError), self.conn.channel() as channel:
-            channel.queue_delete(queue=queue)
+            if exchange:
+                channel.exchange_delete(exchange=name)
+            else:
+                channel.queue_delete(queue=name)
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.release()
             self.conn = None
+
+
+def created_names(queue: str) -> tuple[str, ...]:
+    """The queues a run creates on an AMQP broker (Celery declares a direct exchange of the same name for
+    each of the first, second and fourth; the floor publishes to the default exchange)."""
+    return (queue, f"{queue}.idle", f"{queue}.floor", f"{queue}.sizeprobe")
 
 
 def amqp_server_version(conn: kombu.Connection) -> str | None:

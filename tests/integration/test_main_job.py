@@ -15,10 +15,13 @@ import subprocess
 import sys
 import threading
 
+import amqp
 import jsonschema
+import kombu
 import pytest
 
-from bench import brokers, report, stats
+from bench import brokers, lanes, report, stats
+from bench.brokers.rabbitmq import private_rabbitmq
 from bench.procs import harness_processes, reap_run, wait_for
 from bench.pytest_plugin import selected_pools
 from tests.integration.jobs import ROOT, interruptible, job_env, leftovers
@@ -150,6 +153,55 @@ def test_a_run_on_rabbitmq_reports_its_rows_against_the_amqp_floor(tmp_path):
     assert backend["kind"] == "redis" and backend["private"] is True and backend["url"].startswith("redis://")
     assert "rabbitmq" in done.stdout and "result backend: Redis" in done.stdout
     assert "enqueue on rabbitmq vs its own floor" in done.stdout
+    assert procs == [] and dirs == [], (procs, dirs)
+
+
+def _exists(url: str, name: str, *, exchange: bool = False) -> bool:
+    """Whether queue (or exchange) ``name`` exists on the AMQP broker at ``url`` (a passive declare)."""
+    with kombu.Connection(url) as conn, conn.channel() as channel:
+        try:
+            if exchange:
+                channel.exchange_declare(exchange=name, type="direct", passive=True)
+            else:
+                channel.queue_declare(queue=name, passive=True)
+        except amqp.exceptions.NotFound:
+            return False
+    return True
+
+
+@pytest.mark.skipif(not RABBITMQ.available, reason=RABBITMQ.reason)
+def test_a_run_on_the_users_rabbitmq_leaves_it_as_it_was(tmp_path):
+    """``--broker-url amqp://...``: the user's broker is measured, never stopped, and what the run created
+    on it (queues, and the exchanges Celery declared for them) is removed; the results went to a Redis."""
+    out = tmp_path / "users.json"
+    env, run_id = job_env(tmp_path)
+    with private_rabbitmq() as users:
+        argv = [sys.executable, "-m", "bench", "run", "--broker-url", users.url, "--pool", "solo", "--quick",
+                "--no-reliability", "--no-plots", "--samples", "50", "--rounds", "2", "--drain-tasks", "50",
+                "--rate", "20", "--duration", "1", "--json", str(out)]  # fmt: skip
+        try:
+            done = subprocess.run(
+                argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=QUICK_TIMEOUT
+            )
+            procs, dirs = leftovers(tmp_path, run_id)
+        finally:
+            reap_run(run_id)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert users.process is not None and users.process.alive()  # never stopped
+        doc = json.loads(out.read_text())
+        queue = doc["context"]["queue"]
+        assert [(q, _exists(users.url, q)) for q in lanes.created_names(queue)] == [
+            (q, False) for q in lanes.created_names(queue)
+        ]
+        assert not any(_exists(users.url, q, exchange=True) for q in lanes.created_names(queue))
+    jsonschema.Draft202012Validator(report.JSON_SCHEMA).validate(doc)
+    assert {r["broker"] for r in doc["results"]} == {"rabbitmq"}
+    [broker] = doc["context"]["brokers"]
+    assert (
+        broker["private"] is False and broker["start_seconds"] == [] and users.password not in out.read_text()
+    )
+    assert doc["context"]["result_backend"]["private"] is True  # a private Redis took the results
+    assert users.password not in done.stdout + done.stderr
     assert procs == [] and dirs == [], (procs, dirs)
 
 
