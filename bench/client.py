@@ -21,17 +21,24 @@ JSON_ONLY: dict[str, Any] = {
 
 
 def client_app(
-    broker_url: str, *, name: str = "bench-client", backend: bool = True, **settings: Any
+    broker_url: str,
+    *,
+    name: str = "bench-client",
+    backend: bool = True,
+    backend_url: str | None = None,
+    **settings: Any,
 ) -> Celery:
-    """A Celery app for ``broker_url`` (and, with ``backend``, the Redis result backend on it).
+    """A Celery app for ``broker_url`` (and, with ``backend``, the Redis result backend at ``backend_url``,
+    by default on the broker itself: a RabbitMQ broker needs a Redis of its own for results).
 
     ``settings`` are further configuration (queue, timeouts, transport options, the configuration
     under test's producer settings; they win over the JSON defaults). The broker's read and
     write URLs and the backend class are set explicitly: they come before the environment variables.
     """
-    app = Celery(name, broker=broker_url, backend=broker_url if backend else None, set_as_current=False)
+    results = backend_url or broker_url
+    app = Celery(name, broker=broker_url, backend=results if backend else None, set_as_current=False)
     app.conf.update({**JSON_ONLY, "broker_connection_retry_on_startup": True, **settings})
     app.conf.broker_read_url = app.conf.broker_write_url = broker_url
     if backend:
-        app.backend_cls = broker_url
+        app.backend_cls = results
     return app

@@ -51,13 +51,15 @@ WARMUP_CALLS = 20
 class Client:
     """A client Celery app for ``broker_url`` sending to ``queue``, with proxies of the benchmark tasks.
 
-    ``backend=True`` gives it the Redis result backend (as the seed's ``client.py`` has): ``delay()``
-    then subscribes to the task's result channel, which is part of what users pay per call.
+    ``backend=True`` gives it the Redis result backend (as the seed's ``client.py`` has), at
+    ``backend_url`` (default: the broker's own URL, for a Redis broker): ``delay()`` then subscribes to the
+    task's result channel, which is part of what users pay per call.
     """
 
     broker_url: str
     queue: str
     backend: bool = True
+    backend_url: str | None = None
     app: Celery | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     """The configuration under test's producer settings (``bench.config.Config.producer_settings``)."""
@@ -72,6 +74,7 @@ class Client:
         app = client_app(
             self.broker_url,
             backend=self.backend,
+            backend_url=self.backend_url,
             **{
                 **self.settings,
                 "task_default_queue": self.queue,
@@ -404,11 +407,12 @@ def _producer_process(
     go: Any,
     done: Any,
     settings: Mapping[str, Any],
+    backend_url: str | None = None,
 ) -> None:
     """Body of one spawned producer process (module level so that ``spawn`` can pickle it)."""
     procs.die_with_parent(parent_pid)  # a SIGKILLed harness takes its producers with it (Linux)
     try:
-        with Client(broker_url, queue, settings=settings) as client:
+        with Client(broker_url, queue, settings=settings, backend_url=backend_url) as client:
             for _ in range(WARMUP_CALLS * 5):  # a fresh interpreter: warm up longer
                 client.apply_async_ignore()
             ready.put(os.getpid())
@@ -428,6 +432,7 @@ def throughput_processes(
     processes: int,
     per_process: int,
     settings: Mapping[str, Any] | None = None,
+    backend_url: str | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[int, float]:
     """``processes`` spawned processes each send ``per_process`` tasks; (calls, seconds) from "go".
@@ -437,10 +442,11 @@ def throughput_processes(
     ctx = multiprocessing.get_context("spawn")
     ready, done = ctx.Queue(), ctx.Queue()
     go = ctx.Event()
+    args = (os.getpid(), broker_url, queue, per_process, ready, go, done, dict(settings or {}), backend_url)
     procs = [
         ctx.Process(
             target=_producer_process,
-            args=(os.getpid(), broker_url, queue, per_process, ready, go, done, dict(settings or {})),
+            args=args,
             name=f"bench-producer-{i}",
             daemon=True,
         )
