@@ -19,7 +19,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from bench import breakdown, breakdown_format, config, html, pools, progress, report, scenarios, stale
+from bench import (
+    breakdown,
+    breakdown_format,
+    brokers,
+    config,
+    html,
+    pools,
+    progress,
+    report,
+    scenarios,
+    stale,
+)
 from bench.broker import BrokerError, check_url
 from bench.procs import raise_on_sigterm, run_id
 
@@ -63,13 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="the main job: benchmarks per pool, a table, a JSON report and plots",
-        description="Enqueue latency vs the raw Redis floor, producer throughput, open-loop end-to-end "
-        "latency and worker drain rate per pool, then the reliability section.",
+        description="Per broker (Redis, RabbitMQ): enqueue latency vs the broker's raw floor, producer "
+        "throughput, open-loop end-to-end latency and worker drain rate per pool; then the reliability "
+        "section. The result backend is always Redis.",
     )
     run.add_argument(
         "--pool", action="append", metavar="NAME",
         help=f"pool to benchmark (repeatable; one of {', '.join(pools.available())}); default: all available",
     )  # fmt: skip
+    add_broker_argument(run)
     add_broker_url_argument(run)
     add_config_arguments(run)
     run.add_argument("--quick", action="store_true", help="a smaller run that still reports every figure")
@@ -159,6 +172,10 @@ def add_sweep_parser(sub: Any) -> None:
     )  # fmt: skip
     sweep.add_argument("--pool", default="solo", metavar="NAME", help="the pool of cells that name none")
     sweep.add_argument("--rounds", type=_positive(int), metavar="N", help="rounds per cell (interleaved)")
+    sweep.add_argument(
+        "--broker", action="append", metavar="KIND", dest="brokers",
+        help="only redis: a sweep measures on Redis (bench run --broker rabbitmq measures RabbitMQ)",
+    )  # fmt: skip
     add_broker_url_argument(sweep)
     add_config_arguments(sweep)
     sweep.add_argument("--json", metavar="PATH", type=Path, help="default reports/sweep-<timestamp>.json")
@@ -193,11 +210,80 @@ def _non_negative(text: str) -> float:
 
 
 def add_broker_url_argument(parser: argparse.ArgumentParser) -> None:
-    """``--broker-url``: a Redis the user runs, instead of a private one."""
+    """``--broker-url``: a broker the user runs (Redis or RabbitMQ), instead of a private one."""
     parser.add_argument(
         "--broker-url", metavar="URL", default=os.environ.get("BENCH_BROKER_URL") or None,
-        help="use this Redis (never flushed or stopped) instead of a private one; env BENCH_BROKER_URL",
+        help="use this broker (redis://... or amqp://...; never flushed or stopped) instead of a private one "
+        "of its kind; env BENCH_BROKER_URL",
     )  # fmt: skip
+
+
+def add_broker_argument(parser: argparse.ArgumentParser) -> None:
+    """``--broker KIND`` (repeatable): the brokers under test."""
+    parser.add_argument(
+        "--broker", action="append", metavar="KIND", dest="brokers",
+        help=f"broker to benchmark (repeatable; {' or '.join(brokers.KINDS)}); default: every broker this "
+        "machine can start (with --broker-url: its kind); results always go to a Redis",
+    )  # fmt: skip
+
+
+def select_brokers(
+    requested: Sequence[str] | None,
+    url: str | None,
+    support: Any = None,
+    say: Any = None,
+) -> tuple[str, ...]:
+    """The broker kinds to run, in ``brokers.KINDS`` order; bad or contradictory input raises
+    :class:`UsageError` (one line). ``--broker-url`` is the broker of its scheme's kind; without
+    ``--broker`` the default is that kind alone, or, without a URL, every kind this machine can start
+    (``say`` is told which it cannot, and why)."""
+    support = support or brokers.support
+    url_kind = _url_kind(url)
+    unknown = [k for k in requested or () if k not in brokers.KINDS]
+    if unknown:
+        raise UsageError(f"--broker {unknown[0]!r}: unknown broker; choose one of {', '.join(brokers.KINDS)}")
+    if requested:
+        chosen = [k for k in brokers.KINDS if k in requested]
+    elif url_kind:
+        chosen = [url_kind]
+    else:
+        chosen = [k for k in brokers.KINDS if support(k).available]
+        for kind in (k for k in brokers.KINDS if k not in chosen and say is not None):
+            say(f"bench: not measuring {kind}: {support(kind).reason}")
+        if not chosen:
+            raise UsageError(f"no broker can be started here: {support(brokers.KINDS[0]).reason}")
+    if url_kind and url_kind not in chosen:
+        raise UsageError(
+            f"--broker-url is a {url_kind} URL but --broker asks for {', '.join(chosen)}: add --broker "
+            f"{url_kind} or drop --broker-url"
+        )
+    for kind in chosen:
+        info = support(kind)
+        if kind != url_kind and not info.available:
+            raise UsageError(f"--broker {kind}: {info.reason}")
+    return tuple(chosen)
+
+
+def _url_kind(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        return brokers.kind_of_url(url)
+    except BrokerError as exc:
+        raise UsageError(f"--broker-url: {exc}") from None
+
+
+def check_broker_url(url: str) -> None:
+    """That the user's broker answers (a Redis PING, an AMQP login); else :class:`UsageError`."""
+    try:
+        if brokers.kind_of_url(url) == "redis":
+            check_url(url)
+        else:
+            from bench.brokers.rabbitmq import check_url as check_amqp_url
+
+            check_amqp_url(url)
+    except BrokerError as exc:
+        raise UsageError(f"--broker-url: {exc}") from None
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -261,15 +347,14 @@ def _options(args: argparse.Namespace) -> tuple[scenarios.Options, Path]:
     except ValueError as exc:
         raise UsageError(f"--pool: {exc}")
     configured = build_config(args)
+    kinds = select_brokers(args.brokers, args.broker_url, say=_say)
     path = args.json or default_json_path()
     check_writable(path)
     if args.broker_url:
-        try:
-            check_url(args.broker_url)
-        except BrokerError as exc:
-            raise UsageError(f"--broker-url: {exc}")
+        check_broker_url(args.broker_url)
     options = scenarios.Options(
         pools=tuple(chosen),
+        brokers=kinds,
         broker_url=args.broker_url,
         quick=args.quick,
         reliability=not args.no_reliability,
@@ -356,6 +441,10 @@ def clean_stale_runs() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.breakdown and (args.host_faults or args.fleet):
         raise UsageError("--breakdown measures the harness's own producer: drop --fleet/--host-faults")
+    if args.brokers and (args.host_faults or args.fleet):
+        raise UsageError(
+            "--broker chooses the brokers the harness starts: drop it with --fleet/--host-faults"
+        )
     if args.host_faults:
         return cmd_host_faults(args)
     if args.fleet:
@@ -366,7 +455,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     clean_stale_runs()
     size = "quick" if options.quick else "full"
     configured = report.config_line(options.config.to_json())
-    _say(f"bench: pools {', '.join(options.pools)}; {size} run; report {path}; {configured}")
+    _say(
+        f"bench: brokers {', '.join(options.brokers)} (results: Redis); pools {', '.join(options.pools)}; "
+        f"{size} run; report {path}; {configured}"
+    )
     with progress_renderer(sys.stderr) as listener:
         run = scenarios.run(options, progress=listener)
     print(report.text(run), flush=True)
@@ -465,11 +557,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     path = args.json or REPORT_DIR / default_json_path().name.replace("bench-", "sweep-")
     check_writable(path)
-    if args.broker_url:
-        try:
-            check_url(args.broker_url)
-        except BrokerError as exc:
-            raise UsageError(f"--broker-url: {exc}")
+    check_sweep_broker(args)
     _drop_celery_env_urls()
     run_id()
     clean_stale_runs()
@@ -484,6 +572,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print("", *(f"wrote {p}" for p in written), sep="\n", flush=True)
     _say(f"bench: sweep done in {result.duration_s:.0f}s")
     return EXIT_OK
+
+
+SWEEP_REDIS_ONLY = (
+    "a sweep measures on Redis only: drop {option} (python -m bench run --broker {kind} measures {kind} "
+    "beside Redis)"
+)
+
+
+def check_sweep_broker(args: argparse.Namespace) -> None:
+    """A sweep runs on Redis: ``--broker`` other than redis, or an AMQP ``--broker-url``, is bad input."""
+    for kind in args.brokers or ():
+        if kind not in brokers.KINDS:
+            raise UsageError(f"--broker {kind!r}: unknown broker; choose one of {', '.join(brokers.KINDS)}")
+        if kind != "redis":
+            raise UsageError(SWEEP_REDIS_ONLY.format(option=f"--broker {kind}", kind=kind))
+    if args.broker_url:
+        kind = _url_kind(args.broker_url)
+        if kind != "redis":
+            raise UsageError(SWEEP_REDIS_ONLY.format(option="--broker-url amqp://...", kind=kind))
+        check_broker_url(args.broker_url)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """Compare two JSON reports figure by figure: faster or slower, by how much, and whether it is significant.
 
 ``python -m bench compare A.json B.json`` (``bench.cli``) loads two reports (``bench run`` or
-``bench sweep``), matches their rows by figure (``scenario``), pool, concurrency and configuration (app
-and ``--set`` settings), and says per figure how B compares with A, as pyperf's ``compare_to`` does:
+``bench sweep``), matches their rows by figure (``scenario``), pool, concurrency, broker (a Redis row
+never matches a RabbitMQ one) and configuration (app and ``--set`` settings), and says per figure how B
+compares with A, as pyperf's ``compare_to`` does:
 
 * the **ratio** is in time per task, so it reads the same way for both kinds of figure: for a latency
   ``B / A``, for a rate ``A / B``; above 1 B is slower (``1.20x slower``), below 1 faster;
@@ -33,8 +34,12 @@ from typing import Any
 READABLE_KINDS = ("celery-bench-report", "celery-bench-sweep")
 """The JSON documents this module compares: a ``bench run`` report and a ``bench sweep`` report."""
 
-SCHEMA_VERSION = 2
-"""The report schema version compared (version 1 reports are migrated, ``bench.report.migrate_v1``)."""
+SCHEMA_VERSION = 3
+"""The report schema version compared (version 1 and 2 reports are migrated, ``bench.report.migrate``;
+a sweep report of version 2 is read as is: its rows, without ``broker``, measured Redis)."""
+
+READABLE_SCHEMAS = (1, 2, 3)
+"""The schema versions ``load`` reads."""
 
 DEFAULT_THRESHOLD = 0.10
 """A significant slowdown beyond this fraction (10%) is a regression (exit status 1)."""
@@ -56,8 +61,9 @@ class CompareError(ValueError):
     """Bad input to a comparison; the message is one line naming the file and the fix."""
 
 
-Key = tuple[str, str | None, int | None, str]
-"""A figure's identity: scenario, pool, concurrency, configuration (app and ``--set``, as JSON)."""
+Key = tuple[str, str | None, int | None, str, str]
+"""A figure's identity: scenario, pool, concurrency, broker kind, configuration (app and ``--set``, as
+JSON)."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +78,11 @@ class Figure:
     unit: str
     median: float
     rounds: tuple[float, ...]
+    broker: str = "redis"
 
     @property
     def key(self) -> Key:
-        return (self.scenario, self.pool, self.concurrency, self.config)
+        return (self.scenario, self.pool, self.concurrency, self.broker, self.config)
 
 
 @dataclass(frozen=True)
@@ -131,15 +138,15 @@ def load(path: Path) -> dict[str, Any]:
         raise CompareError(
             f"{path}: not a celery-bench report (no kind {READABLE_KINDS[0]!r}); check the path"
         )
-    if doc.get("schema") == 1 and doc["kind"] == READABLE_KINDS[0]:
-        from bench.report import migrate_v1
-
-        doc = migrate_v1(doc)
-    if doc.get("schema") != SCHEMA_VERSION:
+    if doc.get("schema") not in READABLE_SCHEMAS or (doc["kind"] != READABLE_KINDS[0] and doc["schema"] == 1):
         raise CompareError(
-            f"{path}: report schema {doc.get('schema')!r}, this harness compares schema {SCHEMA_VERSION}; "
-            "compare it with the harness version that wrote it"
+            f"{path}: report schema {doc.get('schema')!r}, this harness compares schemas "
+            f"{', '.join(map(str, READABLE_SCHEMAS))}; compare it with the harness version that wrote it"
         )
+    if doc["kind"] == READABLE_KINDS[0] and isinstance(doc.get("results"), list) and doc["results"]:
+        from bench.report import migrate
+
+        doc = migrate(doc)
     if not isinstance(doc.get("results"), list) or not doc["results"]:
         raise CompareError(f"{path}: the report has no results to compare; rerun the benchmark")
     return doc
@@ -169,6 +176,7 @@ def figures(doc: Mapping[str, Any], *, path: str = "report") -> tuple[Figure, ..
                     unit=str(row["unit"]),
                     median=float(row["median"]),
                     rounds=tuple(float(v) for v in row["round_values"]),
+                    broker=str(row.get("broker") or "redis"),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -238,8 +246,8 @@ def compare_figures(
     a_rows, b_rows = {f.key: f for f in a}, {f.key: f for f in b}
     matched_on_config = bool(a_rows.keys() & b_rows.keys())
     if not matched_on_config:  # two configurations: compare the same figure on the same pool
-        a_rows = {(*k[:3], ""): f for k, f in a_rows.items()}
-        b_rows = {(*k[:3], ""): f for k, f in b_rows.items()}
+        a_rows = {(*k[:4], ""): f for k, f in a_rows.items()}
+        b_rows = {(*k[:4], ""): f for k, f in b_rows.items()}
     verdicts = []
     for key, fa in a_rows.items():
         fb = b_rows.get(key)
@@ -266,8 +274,8 @@ def compare_files(a_path: Path, b_path: Path, *, threshold: float = DEFAULT_THRE
     )
     if not verdicts:
         raise CompareError(
-            f"{a_path} and {b_path} have no figure in common (scenario, pool, concurrency); compare "
-            "reports of the same pools"
+            f"{a_path} and {b_path} have no figure in common (scenario, pool, concurrency, broker); "
+            "compare reports of the same pools and brokers"
         )
     return Comparison(
         a_path=str(a_path),

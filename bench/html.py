@@ -136,12 +136,25 @@ def table(table_id: str, headers: Sequence[str], rows: Sequence[Row]) -> str:
 
 
 # -- the figures' tables -----------------------------------------------------------------------------
-def _what(result: Result, *, with_pool: bool) -> list[Cell]:
+def _what(result: Result, *, with_pool: bool, with_broker: bool = False) -> list[Cell]:
     cells = [Cell(result.title, css="what")]
+    if with_broker:
+        cells.append(Cell(result.broker))
     if with_pool:
         cells.append(Cell("-" if result.pool is None else result.pool))
         cells.append(_number(result.concurrency))
     return cells
+
+
+def _what_headers(results: Sequence[Result]) -> tuple[list[str], dict[str, bool]]:
+    """The first headers of a figures table and how ``_what`` fills them: a broker column when the
+    table has more than one broker, pool columns when it has a pool's figures."""
+    shape = {
+        "with_pool": any(r.pool is not None for r in results),
+        "with_broker": len({r.broker for r in results}) > 1,
+    }
+    headers = ["what", *(("broker",) if shape["with_broker"] else ())]
+    return headers + (["pool", "concurrency"] if shape["with_pool"] else []), shape
 
 
 def _row_notes(result: Result) -> list[str]:
@@ -164,16 +177,16 @@ def _precision(result: Result) -> Cell:
 
 
 def _latency_table(table_id: str, results: Sequence[Result], unit: str) -> str:
-    with_pool = any(r.pool is not None for r in results)
     u = UNIT_LABELS.get(unit, unit)
-    headers = ["what", *(("pool", "concurrency") if with_pool else ()), "n"]
+    headers, shape = _what_headers(results)
+    headers.append("n")
     headers += [f"median ({u})", f"IQR ({u})", f"p90 ({u})", f"p99 ({u})", f"p99.9 ({u})", f"max ({u})"]
     headers += ["x floor", "CV of rounds", PRECISION_HEADER]
     rows = []
     for r in results:
         s = r.latency
         assert s is not None
-        cells = [*_what(r, with_pool=with_pool), _number(s.samples)]
+        cells = [*_what(r, **shape), _number(s.samples)]
         cells += [_number(v) for v in (s.median, s.iqr, s.p90, s.p99, s.p999, s.max)]
         ratio = r.floor_ratio
         cells.append(Cell("-" if ratio is None else f"{ratio:.2f}", ratio, numeric=True))
@@ -184,14 +197,14 @@ def _latency_table(table_id: str, results: Sequence[Result], unit: str) -> str:
 
 
 def _throughput_table(table_id: str, results: Sequence[Result]) -> str:
-    with_pool = any(r.pool is not None for r in results)
-    headers = ["what", *(("pool", "concurrency") if with_pool else ()), "tasks", "rounds"]
+    headers, shape = _what_headers(results)
+    headers += ["tasks", "rounds"]
     headers += ["median (tasks/s)", "min (tasks/s)", "max (tasks/s)", "CV of rounds", PRECISION_HEADER]
     rows = []
     for r in results:
         t = r.throughput
         assert t is not None
-        cells = [*_what(r, with_pool=with_pool), _number(t.samples), _number(t.rounds)]
+        cells = [*_what(r, **shape), _number(t.samples), _number(t.rounds)]
         cells += [_number(t.median), _number(t.min), _number(t.max)]
         cells.append(_percent(t.cv_rounds, css="wide" if t.warning else ""))
         cells.append(_precision(r))
@@ -322,8 +335,7 @@ def context_items(run: Run) -> list[tuple[str, str]]:
             f"{'quick' if c.get('quick') else 'full'}: python -m bench {' '.join(c.get('argv') or ['run'])}",
         ),
         ("celery / kombu", f"{c.get('celery')} / {c.get('kombu')}"),
-        ("broker server", f"Redis {server}" if server else "unknown (the broker did not report a version)"),
-        ("broker", broker),
+        *_broker_items(c, server, broker),
         ("redis-py", str(c.get("redis_py"))),
         ("Python", f"{c.get('python')} ({c.get('implementation', 'CPython')})"),
         ("machine", f"{c.get('platform')}, {c.get('machine')}, {c.get('cpu_count')} CPUs"),
@@ -335,6 +347,20 @@ def context_items(run: Run) -> list[tuple[str, str]]:
     plan = c.get("plan")
     if isinstance(plan, Mapping):
         items.append(("plan", _plan_line(plan)))
+    return items
+
+
+def _broker_items(c: Mapping[str, Any], server: str | None, broker: str) -> list[tuple[str, str]]:
+    """Every broker under test and the result backend (schema 3), or the one Redis of an older run."""
+    brokers = c.get("brokers")
+    if not brokers:
+        unknown = "unknown (the broker did not report a version)"
+        return [("broker server", f"Redis {server}" if server else unknown), ("broker", broker)]
+    items = [(f"broker: {b.get('kind')}", report.broker_text(b)) for b in brokers]
+    backend = c.get("result_backend") or {}
+    whose = "private" if backend.get("private") else "given with --broker-url"
+    version = backend.get("server_version") or "?"
+    items.append(("result backend", f"Redis {version} {backend.get('url')} ({whose}), for every broker"))
     return items
 
 

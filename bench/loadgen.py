@@ -442,20 +442,11 @@ def throughput_processes(
     ctx = multiprocessing.get_context("spawn")
     ready, done = ctx.Queue(), ctx.Queue()
     go = ctx.Event()
+    args = (os.getpid(), broker_url, queue, per_process, ready, go, done, dict(settings or {}), backend_url)
     procs = [
         ctx.Process(
             target=_producer_process,
-            args=(
-                os.getpid(),
-                broker_url,
-                queue,
-                per_process,
-                ready,
-                go,
-                done,
-                dict(settings or {}),
-                backend_url,
-            ),
+            args=args,
             name=f"bench-producer-{i}",
             daemon=True,
         )

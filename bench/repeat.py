@@ -49,8 +49,9 @@ class Spread:
 
 
 def _key(row: Mapping[str, Any]) -> str:
-    pool = row.get("pool")
-    return row["scenario"] if pool is None else f"{row['scenario']} {pool} x{row['concurrency']}"
+    pool, broker = row.get("pool"), row.get("broker") or "redis"
+    key = row["scenario"] if pool is None else f"{row['scenario']} {pool} x{row['concurrency']}"
+    return key if broker == "redis" else f"{key} on {broker}"
 
 
 def figures(report: Mapping[str, Any]) -> dict[str, tuple[float, str]]:

@@ -19,6 +19,15 @@ plots included). The JSON format is versioned by ``SCHEMA_VERSION`` and describe
   Compatible addition: a result row's optional ``precision`` (the adaptive rounds: per headline statistic
   its estimate, the median over rounds; its 95% interval; rounds used; relative half-width; the target;
   ``reached``). Open-loop rows' ``round_values`` are now the medians of several open-loop rounds.
+* 3 -- the broker is an axis (``--broker redis|rabbitmq``): every results row carries ``broker`` (its
+  kind; a row's ``floor_ratio`` is to that broker's own floor: ``LPUSH`` on Redis, ``basic_publish`` on
+  AMQP), and the context gains ``brokers`` (per broker: kind, redacted URL, private or not, server
+  version, the floor's message size and title, a private node's ``start_seconds`` / ``stop_seconds``) and
+  ``result_backend`` (always Redis: kind, redacted URL, private, server version). ``broker``,
+  ``broker_private``, ``broker_server`` and ``message_bytes`` stay, as the first broker's. Required,
+  hence the bump. Migrating a version-2 report: every row measured Redis, i.e. ``broker = "redis"``,
+  ``brokers`` is the one Redis of ``context.broker`` and ``result_backend`` the same Redis
+  (``migrate_v2`` does it; ``bench compare`` reads versions 1, 2 and 3).
 """
 
 from __future__ import annotations
@@ -32,11 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
+from bench.brokers import KINDS
 from bench.client import JSON_ONLY
 from bench.config import Config
 from bench.scenarios import Result, Run
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the JSON report format; bumped on any incompatible change (see the module docstring)."""
 
 PROSE_FIELDS = ("expected", "note")
@@ -88,9 +98,53 @@ _PRECISION = {
     },
 }  # fmt: skip
 
+_REDACTED = {"type": "string", "not": {"pattern": ":[^:@/*]+@"}, "description": "redacted"}
+_BROKER = {
+    "type": "object",
+    "description": "one broker under test (bench.scenarios.broker_context)",
+    "required": [
+        "kind",
+        "url",
+        "private",
+        "server_version",
+        "message_bytes",
+        "floor",
+        "start_seconds",
+        "stop_seconds",
+    ],
+    "properties": {
+        "kind": {"enum": list(KINDS)},
+        "url": _REDACTED,
+        "private": {"type": "boolean", "description": "a private server the run started (else --broker-url)"},
+        "server_version": {
+            "type": ["string", "null"],
+            "description": "INFO redis_version / AMQP server_properties",
+        },
+        "message_bytes": {**_INT, "description": "what the floor pushes: Celery's message (AMQP: its body)"},
+        "floor": {"type": "string"},
+        "start_seconds": {
+            "type": "array",
+            "items": _NUM,
+            "description": "a private node's starts (RabbitMQ)",
+        },
+        "stop_seconds": {"type": "array", "items": _NUM, "description": "a private node's stops (RabbitMQ)"},
+    },
+}
+_BACKEND = {
+    "type": "object",
+    "description": "the result backend of every broker's tasks: always Redis",
+    "required": ["kind", "url", "private", "server_version"],
+    "properties": {
+        "kind": {"const": "redis"},
+        "url": _REDACTED,
+        "private": {"type": "boolean"},
+        "server_version": {"type": ["string", "null"]},
+    },
+}
+
 JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://celery-bench.invalid/report-v2.json",
+    "$id": "https://celery-bench.invalid/report-v3.json",
     "title": "celery-bench report",
     "type": "object",
     "required": [
@@ -104,7 +158,8 @@ JSON_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": [
                 "timestamp", "celery", "kombu", "redis_py", "python", "platform", "machine", "cpu_count",
-                "git_commit", "broker", "pools", "quick", "message_bytes", "config",
+                "git_commit", "broker", "pools", "quick", "message_bytes", "config", "brokers",
+                "result_backend",
             ],
             "properties": {
                 "timestamp": {"type": "string"},
@@ -125,6 +180,8 @@ JSON_SCHEMA: dict[str, Any] = {
                 "quick": {"type": "boolean"},
                 "message_bytes": _INT,
                 "config": _CONFIG,
+                "brokers": {"type": "array", "minItems": 1, "items": _BROKER},
+                "result_backend": _BACKEND,
             },
         },
         "results": {
@@ -135,7 +192,7 @@ JSON_SCHEMA: dict[str, Any] = {
                 "required": [
                     "scenario", "title", "kind", "pool", "concurrency", "unit", "samples", "rounds",
                     "median", "min", "max", "cv_rounds", "round_values", "floor_ratio", "warning", "notes",
-                    "config",
+                    "config", "broker",
                 ],
                 "properties": {
                     "scenario": {"type": "string"},
@@ -143,6 +200,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "kind": {"enum": ["latency", "throughput"]},
                     "pool": {"type": ["string", "null"]},
                     "concurrency": {"type": ["integer", "null"]},
+                    "broker": {"enum": list(KINDS), "description": "the broker kind the row measured"},
                     "unit": {"enum": ["s", "ms", "us", "ns", "tasks/s"]},
                     "samples": {"type": "integer", "minimum": 1},
                     "rounds": {"type": "integer", "minimum": 1},
@@ -239,6 +297,7 @@ def _row(result: Result) -> dict[str, Any]:
         "title": result.title,
         "pool": result.pool,
         "concurrency": result.concurrency,
+        "broker": result.broker,
     }
     if result.latency is not None:
         s = dataclasses.asdict(result.latency)
@@ -296,7 +355,8 @@ def _reliability_row(run: Run, record: Any) -> dict[str, Any]:
 
 
 def migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
-    """A version-1 report as version 2: every row measured the seed app with no settings."""
+    """A version-1 report as version 2: every row measured the seed app with no settings (then
+    ``migrate_v2`` for version 3)."""
     if doc.get("schema") != 1:
         raise ValueError(f"not a version-1 report (schema {doc.get('schema')!r})")
     seed = Config(app_settings=tuple(sorted(JSON_ONLY.items())))
@@ -304,11 +364,39 @@ def migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
     def config(pool: str | None, concurrency: int | None) -> dict[str, Any]:
         return seed.on(pool, concurrency).to_json()
 
-    out = dict(doc, schema=SCHEMA_VERSION, context=dict(doc["context"], config=config(None, None)))
+    out = dict(doc, schema=2, context=dict(doc["context"], config=config(None, None)))
     out["results"] = [dict(r, config=config(r["pool"], r["concurrency"])) for r in doc["results"]]
     if doc.get("reliability") is not None:
         out["reliability"] = [dict(r, config=config(r["pool"], None)) for r in doc["reliability"]]
     return out
+
+
+def migrate_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    """A version-2 report as version 3: every row measured the one Redis of ``context.broker``, which was
+    also the result backend."""
+    if doc.get("schema") != 2:
+        raise ValueError(f"not a version-2 report (schema {doc.get('schema')!r})")
+    context = doc.get("context") or {}
+    redis = {
+        "kind": "redis",
+        "url": context.get("broker", ""),
+        "private": bool(context.get("broker_private", True)),
+        "server_version": context.get("broker_server"),
+    }
+    broker = {**redis, "message_bytes": context.get("message_bytes", 0), "floor": "redis-py LPUSH (floor)"}
+    broker |= {"start_seconds": [], "stop_seconds": []}
+    out = dict(doc, schema=3, context=dict(context, brokers=[broker], result_backend=redis))
+    out["results"] = [dict(r, broker="redis") for r in doc.get("results") or []]
+    return out
+
+
+def migrate(doc: dict[str, Any]) -> dict[str, Any]:
+    """A report of any earlier version as the current one (``migrate_v1``, then ``migrate_v2``)."""
+    if doc.get("schema") == 1:
+        doc = migrate_v1(doc)
+    if doc.get("schema") == 2:
+        doc = migrate_v2(doc)
+    return doc
 
 
 def write_json(run: Run, path: Path, *, extra: Mapping[str, Any] | None = None) -> Path:
@@ -352,8 +440,8 @@ def grid(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 
 TABLE_HEADERS = (
-    "scenario", "pool", "n", "median", "IQR", "p90", "p99", "p99.9", "max", "unit", "x floor", "CV rounds",
-    "±95% (rounds)",
+    "scenario", "pool", "broker", "n", "median", "IQR", "p90", "p99", "p99.9", "max", "unit", "x floor",
+    "CV rounds", "±95% (rounds)",
 )  # fmt: skip
 
 NOT_REACHED = "!"
@@ -373,14 +461,14 @@ def precision_text(result: Result) -> str:
 
 
 def table(run: Run) -> str:
-    """One table: every figure, one row per scenario and pool."""
+    """One table: every figure, one row per scenario, pool and broker."""
     rows = []
     for r in run.results:
         pool = "-" if r.pool is None else f"{r.pool} x{r.concurrency}"
         if r.latency is not None:
             s = r.latency
             rows.append([
-                r.scenario, pool, str(s.samples), number(s.median), number(s.iqr), number(s.p90),
+                r.scenario, pool, r.broker, str(s.samples), number(s.median), number(s.iqr), number(s.p90),
                 number(s.p99), number(s.p999), number(s.max), s.unit,
                 "-" if r.floor_ratio is None else f"{r.floor_ratio:.2f}", percent(s.cv_rounds),
                 precision_text(r),
@@ -388,8 +476,8 @@ def table(run: Run) -> str:
         elif r.throughput is not None:
             t = r.throughput
             rows.append([
-                r.scenario, pool, str(t.samples), number(t.median), "-", "-", "-", "-", number(t.max), t.unit,
-                "-", percent(t.cv_rounds), precision_text(r),
+                r.scenario, pool, r.broker, str(t.samples), number(t.median), "-", "-", "-", "-",
+                number(t.max), t.unit, "-", percent(t.cv_rounds), precision_text(r),
             ])  # fmt: skip
     return grid(TABLE_HEADERS, rows)
 
@@ -404,7 +492,7 @@ def fidelity_lines(run: Run) -> list[str]:
     floor = _interval(f.timing_overhead_floor, f.timing_overhead_floor_interval)
     lines = [
         f"per-call timing vs a bare loop, median of {f.overhead_pairs} block pairs "
-        f"[{f.overhead_confidence:.0%} interval]: apply_async {call}, LPUSH floor {floor}; bounds the "
+        f"[{f.overhead_confidence:.0%} interval]: apply_async {call}, floor {floor}; bounds the "
         "per-call clock reads only, not the result collector thread, the polling loops or the worker",
     ]
     if f.capacity_ratio is not None:
@@ -444,9 +532,53 @@ def reliability_table(records: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
+def broker_lines(run: Run) -> list[str]:
+    """Per broker: its server, URL and (a private node) start and stop times; the result backend; then
+    the headline, each enqueue call's median as a multiple of its own broker's floor (same run)."""
+    c = run.context
+    lines = [f"broker: {broker_text(b)}" for b in c.get("brokers") or []]
+    backend = c.get("result_backend")
+    if backend:
+        version = backend.get("server_version") or "?"
+        whose = "private" if backend.get("private") else "given with --broker-url"
+        lines.append(f"result backend: Redis {version} {backend.get('url')} ({whose}), for every broker")
+    return lines + floor_lines(run.results)
+
+
+def floor_lines(results: Sequence[Result]) -> list[str]:
+    """``enqueue on rabbitmq (floor 47 us): apply_async 951 us = x20.2 floor, delay ...`` per broker."""
+    lines = []
+    for kind in dict.fromkeys(r.broker for r in results):
+        rows = {r.scenario: r for r in results if r.broker == kind and r.scenario.startswith("enqueue.")}
+        floor = rows.get("enqueue.floor")
+        if floor is None or floor.latency is None:
+            continue
+        parts = [
+            f"{name[len('enqueue.') :]} {number(r.latency.median)} {r.latency.unit} = x{r.floor_ratio:.1f}"
+            for name, r in rows.items()
+            if name != "enqueue.floor" and r.latency is not None and r.floor_ratio is not None
+        ]
+        base = f"floor {number(floor.latency.median)} {floor.latency.unit}"
+        lines.append(f"enqueue on {kind} vs its own floor ({base}): {', '.join(parts)}")
+    return lines
+
+
+def broker_text(broker: Mapping[str, Any]) -> str:
+    """``rabbitmq 3.10.8 amqp://u:***@host:port// (private node: started in 13.2 s, stopped in 1.2 s)``."""
+    name = f"{broker.get('kind')} {broker.get('server_version') or '?'} {broker.get('url')}"
+    if not broker.get("private"):
+        return f"{name} (given with --broker-url)"
+    times = []
+    if broker.get("start_seconds"):
+        times.append("started in " + ", ".join(f"{t:.1f}" for t in broker["start_seconds"]) + " s")
+    if broker.get("stop_seconds"):
+        times.append("stopped in " + ", ".join(f"{t:.1f}" for t in broker["stop_seconds"]) + " s")
+    return f"{name} (private{': ' + ', '.join(times) if times else ''})"
+
+
 def text(run: Run) -> str:
-    """The whole terminal report: table, fidelity, warnings, reliability."""
-    parts = [table(run), "", config_line(run.context.get("config")), *fidelity_lines(run)]
+    """The whole terminal report: table, brokers, fidelity, warnings, reliability."""
+    parts = [table(run), "", *broker_lines(run), config_line(run.context.get("config")), *fidelity_lines(run)]
     if any(not p.reached for r in run.results for p in r.precision):
         parts.append(
             f"{NOT_REACHED} : the rounds did not pin this figure within its target before the step's "
@@ -480,8 +612,7 @@ def _notes(results: Iterable[Result]) -> list[str]:
     out = []
     for r in results:
         for note in r.notes:
-            where = r.scenario if r.pool is None else f"{r.scenario} {r.pool} x{r.concurrency}"
-            out.append(f"{where}: {note}")
+            out.append(f"{r.where}: {note}")
     return out
 
 
@@ -538,8 +669,13 @@ def _e2e_axis(ax: Any, run: Run, which: str) -> None:
     )
 
 
+def _bar_label(r: Result) -> str:
+    label = r.scenario.replace(".", " ") if r.pool is None else f"{r.pool} x{r.concurrency}"
+    return label if r.broker == "redis" else f"{label} on {r.broker}"
+
+
 def _bars_axis(ax: Any, bars: Sequence[Result], title: str) -> None:
-    labels = [r.scenario.replace(".", " ") if r.pool is None else f"{r.pool} x{r.concurrency}" for r in bars]
+    labels = [_bar_label(r) for r in bars]
     medians = [r.throughput.median for r in bars if r.throughput]
     lows = [r.throughput.median - r.throughput.min for r in bars if r.throughput]
     highs = [r.throughput.max - r.throughput.median for r in bars if r.throughput]

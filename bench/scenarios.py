@@ -1,11 +1,15 @@
-"""What the main job runs, in which order: the benchmark matrix (pools x measurements).
+"""What the main job runs, in which order: the benchmark matrix (brokers x pools x measurements).
 
-1. enqueue latency of ``delay()`` and ``apply_async(ignore_result=True)``, with the raw ``LPUSH`` floor
-   of a same-size message measured in the same run, and the harness's own timing overhead;
-2. producer throughput from 1 thread, N threads and N processes;
-3. per pool (and concurrency), with one real worker: the drain rate of a pre-filled queue of no-op
-   tasks, then the open-loop end-to-end latency (enqueue -> task start, enqueue -> result available);
-4. the reliability section (``bench.faults``, another module), when it is there and not skipped.
+0. the brokers under test (``Options.brokers``: Redis, RabbitMQ) and the result backend, always a Redis
+   (the private Redis that is also the Redis broker, or the user's Redis of ``--broker-url``); a private
+   RabbitMQ node's start and stop are timed;
+1. enqueue latency of ``delay()`` and ``apply_async(ignore_result=True)`` on every broker, each with its
+   raw floor (``LPUSH`` on Redis, ``basic_publish`` on AMQP) of the same message, all interleaved in the
+   same rounds, and the harness's own timing overhead;
+2. producer throughput from 1 thread, N threads and N processes, per broker;
+3. per pool (and concurrency), per broker, with one real worker: the drain rate of a pre-filled queue of
+   no-op tasks, then the open-loop end-to-end latency (enqueue -> task start, enqueue -> result available);
+4. the reliability section (``bench.faults``, another module, on Redis), when it is there and not skipped.
 
 Results are immutable records (:class:`Result`, :class:`Fidelity`, :class:`Run`); ``bench.report``
 turns them into a table, JSON and plots. Every process started here is owned by a ``with`` block or a
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import platform
 import statistics
@@ -32,10 +37,12 @@ import celery
 import kombu
 import redis
 
-from bench import defaults, loadgen, stats
+from bench import brokers, defaults, lanes, loadgen, stats
 from bench.broker import Broker, from_option, redact
+from bench.brokers import BrokerHandle
 from bench.config import Config
 from bench.faults import reliability_section
+from bench.lanes import Lane
 from bench.progress import Listener, PlannedStep, Silent
 from bench.worker import PROJECT_ROOT, Worker, control_app
 
@@ -157,10 +164,22 @@ class Options:
     plan: Plan | None = None
     config: Config = field(default_factory=Config)
     """The configuration under test (app, ``--set`` settings); each cell adds its pool and concurrency."""
+    brokers: tuple[str, ...] = ("redis",)
+    """The broker kinds under test (``bench.brokers.KINDS`` order). ``broker_url``, if given, is the broker
+    of its scheme's kind (the others are private); the result backend is always Redis."""
 
     @property
     def sizes(self) -> Plan:
         return self.plan or (QUICK if self.quick else FULL)
+
+    @property
+    def url_kind(self) -> str | None:
+        """The kind of ``broker_url`` (from its scheme), or None without one."""
+        return brokers.kind_of_url(self.broker_url) if self.broker_url else None
+
+    def private(self, kind: str) -> bool:
+        """Whether the broker of ``kind`` is a private one the run starts."""
+        return kind != self.url_kind
 
 
 @dataclass(frozen=True)
@@ -180,6 +199,14 @@ class Result:
     precision: tuple[stats.Precision, ...] = ()
     """How precisely the rounds pin the row's headline statistics (median, or p50 and p99), against the
     targets the adaptive rounds worked for (``defaults.PRECISION_TARGET*``)."""
+    broker: str = "redis"
+    """The broker kind this row measured (``bench.brokers.KINDS``); the result backend is always Redis."""
+
+    @property
+    def where(self) -> str:
+        """``scenario``, ``scenario pool xN``, with `` on KIND`` for a broker other than Redis."""
+        where = self.scenario if self.pool is None else f"{self.scenario} {self.pool} x{self.concurrency}"
+        return where if self.broker == "redis" else f"{where} on {self.broker}"
 
 
 @dataclass(frozen=True)
@@ -223,6 +250,8 @@ class Run:
 
 STEP_SECONDS = {
     "broker": 0.5,
+    "rabbitmq_start": 13.0,
+    "rabbitmq_stop": 1.2,
     "enqueue_call": 1.5e-3,
     "overhead_call": 1.8e-3,
     "producer_1_thread_task": 1 / 1000,
@@ -237,10 +266,10 @@ STEP_SECONDS = {
     "done": 0.5,
 }
 """Expected seconds of each part of the main job on the reference machine (2 cores, shared with other
-test runs), measured from ``--quick`` and full runs there (a full run without reliability: 508 s): the
-weights of the progress plan (``plan_steps``; for an adaptive step, the cost of one round). Only their
-ratios matter: the estimate of the time left rescales them by the pace observed in the run
-(``bench.progress.Estimate``)."""
+test runs), measured from ``--quick`` and full runs there (a full run without reliability: 508 s; a
+private RabbitMQ node: 9-14 s to start, ~1.2 s to stop): the weights of the progress plan
+(``plan_steps``; for an adaptive step, the cost of one round). Only their ratios matter: the estimate of
+the time left rescales them by the pace observed in the run (``bench.progress.Estimate``)."""
 
 
 def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
@@ -249,41 +278,56 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
     An adaptive step is expected to run until its budget (a shared machine rarely pins its figures
     sooner), but never less than its minimum rounds or more than its maximum rounds take.
     """
-    sizes, cost = options.sizes, STEP_SECONDS
-    n, per = sizes.producer_parallel, sizes.producer_per_thread
+    sizes, cost, kinds = options.sizes, STEP_SECONDS, options.brokers
 
     def adaptive(step: str, per_round: float) -> float:
         budget = sizes.budget(step)
         return max(budget.min_rounds * per_round, min(budget.seconds, budget.max_rounds * per_round))
 
-    steps = [
-        PlannedStep("broker", cost["broker"]),
-        PlannedStep("enqueue latency", adaptive("enqueue", sizes.enqueue_per_round * cost["enqueue_call"])),
+    steps = [PlannedStep("broker", cost["broker"])]
+    for kind in (k for k in kinds if k != "redis"):
+        start = cost["rabbitmq_start"] if options.private(kind) else cost["broker"]
+        steps.append(PlannedStep(f"{kind} start", start))
+    enqueue_round = len(kinds) * sizes.enqueue_per_round * cost["enqueue_call"]
+    steps += [
+        PlannedStep("enqueue latency", adaptive("enqueue", enqueue_round)),
         PlannedStep("fidelity", sizes.overhead_blocks * sizes.overhead_per_block * cost["overhead_call"]),
-        PlannedStep("producer 1 thread", adaptive("producer", per * cost["producer_1_thread_task"])),
-        PlannedStep("producer threads", adaptive("producer", n * per * cost["producer_threads_task"])),
-        PlannedStep(
-            "producer processes",
-            adaptive("producer", n * per * cost["producer_processes_task"] + cost["producer_process_round"]),
-        ),
     ]
+    for kind in kinds:
+        steps += _producer_steps(_on(kind), sizes, adaptive)
     for pool in options.pools:
         for concurrency in sizes.concurrency.get(pool, (1,)):
-            steps += [
-                PlannedStep(f"{pool} x{concurrency} start", cost["worker_start"]),
-                PlannedStep(
-                    f"{pool} x{concurrency} drain", adaptive("drain", sizes.drain_tasks * cost["drain_task"])
-                ),
-                PlannedStep(
-                    f"{pool} x{concurrency} open loop",
-                    adaptive("e2e", sizes.e2e_seconds + cost["e2e_after_arrivals"]),
-                ),
-            ]
+            for kind in kinds:
+                steps += _cell_steps(_cell_name(kind, pool, concurrency), sizes, adaptive)
+    steps += [
+        PlannedStep(f"{k} stop", cost["rabbitmq_stop"]) for k in kinds if k != "redis" and options.private(k)
+    ]
     if options.reliability:
         per_pool = cost["reliability_pool_quick" if options.quick else "reliability_pool_full"]
         steps.append(PlannedStep("reliability", per_pool * len(options.pools)))
     steps.append(PlannedStep("done", cost["done"]))
     return tuple(steps)
+
+
+def _producer_steps(on: str, sizes: Plan, adaptive: Callable[[str, float], float]) -> list[PlannedStep]:
+    """A broker's producer steps (``on``: `` on rabbitmq``, or nothing for Redis)."""
+    cost, n, per = STEP_SECONDS, sizes.producer_parallel, sizes.producer_per_thread
+    processes = n * per * cost["producer_processes_task"] + cost["producer_process_round"]
+    return [
+        PlannedStep(f"producer 1 thread{on}", adaptive("producer", per * cost["producer_1_thread_task"])),
+        PlannedStep(f"producer threads{on}", adaptive("producer", n * per * cost["producer_threads_task"])),
+        PlannedStep(f"producer processes{on}", adaptive("producer", processes)),
+    ]
+
+
+def _cell_steps(label: str, sizes: Plan, adaptive: Callable[[str, float], float]) -> list[PlannedStep]:
+    """A pool cell's steps: its worker's start, the drain, the open loop."""
+    cost = STEP_SECONDS
+    return [
+        PlannedStep(f"{label} start", cost["worker_start"]),
+        PlannedStep(f"{label} drain", adaptive("drain", sizes.drain_tasks * cost["drain_task"])),
+        PlannedStep(f"{label} open loop", adaptive("e2e", sizes.e2e_seconds + cost["e2e_after_arrivals"])),
+    ]
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -292,21 +336,30 @@ def run(options: Options, *, progress: Listener | None = None) -> Run:
     steps: Listener = progress or Silent()
     steps.started(plan_steps(options))
     started = time.monotonic()
-    broker = from_option(options.broker_url)
-    steps.step(f"broker: {'starting a private Redis' if broker.owned else 'checking ' + redact(broker.url)}")
-    with broker:
-        measured = _benchmarks(options, broker, steps)
+    backend = from_option(options.broker_url if options.url_kind == "redis" else None)
+    role = "the result backend" + (" and the Redis broker" if "redis" in options.brokers else "")
+    what = "starting a private Redis" if backend.owned else "checking " + redact(backend.url)
+    steps.step(f"broker: {what} ({role})")
+    handles: dict[str, BrokerHandle] = {}
+    with backend, contextlib.ExitStack() as stack:
+        for kind in options.brokers:
+            handles[kind] = _start_handle(kind, options, backend, steps)
+            stack.callback(handles[kind].stop)
+        measured = _benchmarks(options, backend, list(handles.values()), steps)
+        for kind, handle in handles.items():
+            if kind != "redis" and handle.owned:
+                steps.step(f"{kind}: stopping the private node")
     warnings: list[str] = []
     reliability, errors = _reliability_section(options, steps, warnings)
     assert measured.overhead is not None  # _benchmarks measured it, or raised
     fidelity = _fidelity(measured.overhead, measured.producer, measured.drains, measured.lag_max)
     warnings.extend(_warnings(measured.results, fidelity, options.sizes))
     context = collect_context(
-        broker=broker,
+        backend=backend,
         options=options,
-        message_bytes=measured.message_bytes,
+        lanes=measured.lanes,
         queue=measured.queue,
-        server_version=measured.server_version,
+        backend_version=measured.backend_version,
     )
     steps.step("done: rendering the report")
     return Run(
@@ -321,53 +374,108 @@ def run(options: Options, *, progress: Listener | None = None) -> Run:
     )
 
 
+def _start_handle(kind: str, options: Options, backend: Broker, steps: Listener) -> BrokerHandle:
+    """The broker of ``kind``, started: the backend's Redis for ``redis``, else a private node or the
+    user's ``--broker-url`` (checked)."""
+    if kind == "redis":
+        from bench.brokers.redis import RedisBroker
+
+        return RedisBroker(backend)  # started already; stopping it again is harmless
+    if options.private(kind):
+        handle = brokers.private(kind)
+        steps.step(f"{kind}: starting a private node")
+    else:
+        assert options.broker_url is not None
+        handle = brokers.external(options.broker_url)
+        steps.step(f"{kind}: checking {handle.redacted}")
+    return handle.start()
+
+
 @dataclass
 class _Measured:
     """What the benchmark part of a run measured (before the reliability section and the report)."""
 
     queue: str
-    server_version: str | None = None
-    message_bytes: int = 0
+    backend_version: str | None = None
+    lanes: list[Lane] = field(default_factory=list)
     results: list[Result] = field(default_factory=list)
     samples: dict[str, tuple[float, ...]] = field(default_factory=dict)
     overhead: tuple[loadgen.Overhead, loadgen.Overhead] | None = None
     producer: list[Result] = field(default_factory=list)
-    drains: dict[tuple[str, int], float] = field(default_factory=dict)
+    drains: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    """Median drain rate per (broker, pool, concurrency)."""
     lag_max: float = 0.0
 
 
-def _benchmarks(options: Options, broker: Broker, steps: Listener) -> _Measured:
-    """Enqueue, producer, then per pool and concurrency the drain and the open loop, on ``broker``."""
-    sizes, config = options.sizes, options.config
+def _benchmarks(options: Options, backend: Broker, handles: list[BrokerHandle], steps: Listener) -> _Measured:
+    """Enqueue, producer, then per pool and concurrency the drain and the open loop, on every broker."""
     run_id = uuid.uuid4().hex[:10]
     measured = _Measured(queue=f"celery-bench.{run_id}")
-    queue, samples = measured.queue, measured.samples
-    conn = broker.client()
-    measured.server_version = broker_server_version(conn)
+    conn = backend.client()
+    measured.backend_version = lanes.redis_server_version(conn)
     try:
-        settings, reuse = config.producer_settings, config.producer_reuse
-        with loadgen.Client(broker.url, queue, settings=settings, reuse_producer=reuse) as client:
-            measured.message_bytes = loadgen.celery_message_bytes(client, conn)
-            enqueue, measured.overhead = _enqueue(
-                client, conn, queue, measured.message_bytes, sizes, steps, samples
-            )
-            measured.producer = _producer(client, broker.url, queue, conn, sizes, steps, config)
-            measured.results.extend(enqueue + measured.producer)
+        for handle in handles:
+            measured.lanes.append(lanes.lane(handle, measured.queue).open())
+        _producer_side(options, backend.url, measured, steps)
         for pool in options.pools:
-            for concurrency in sizes.concurrency.get(pool, (1,)):
-                cell, lag = _pool_cell(
-                    broker, conn, queue, run_id, pool, concurrency, sizes, steps, samples, config
-                )
-                measured.results.extend(cell)
-                measured.lag_max = max(measured.lag_max, lag)
-                drain = next(r for r in cell if r.scenario == "drain")
-                assert drain.throughput is not None
-                measured.drains[(pool, concurrency)] = drain.throughput.median
+            for concurrency in options.sizes.concurrency.get(pool, (1,)):
+                for lane in measured.lanes:
+                    _measure_cell(
+                        options, lane, backend.url, conn, run_id, (pool, concurrency), steps, measured
+                    )
     finally:
-        if not broker.owned:
-            _cleanup_external(conn, queue, run_id)
+        for lane in measured.lanes:
+            if not lane.handle.owned:
+                lane.cleanup()
+            lane.close()
+        if not backend.owned:
+            _cleanup_external(conn, measured.queue, run_id)
         conn.close()
     return measured
+
+
+def _producer_side(options: Options, backend_url: str, measured: _Measured, steps: Listener) -> None:
+    """Enqueue latency (every broker interleaved), then producer throughput per broker."""
+    sizes, config, queue = options.sizes, options.config, measured.queue
+    settings, reuse = config.producer_settings, config.producer_reuse
+    with contextlib.ExitStack() as stack:
+        for lane in measured.lanes:
+            lane.client = stack.enter_context(
+                loadgen.Client(
+                    lane.handle.url, queue, backend_url=backend_url, settings=settings, reuse_producer=reuse
+                )
+            )
+            lane.probe(lane.client)
+        enqueue, measured.overhead = _enqueue(measured.lanes, queue, sizes, steps, measured.samples)
+        measured.results.extend(enqueue)
+        for lane in measured.lanes:
+            measured.producer += _producer(lane, backend_url, queue, sizes, steps, config)
+        measured.results.extend(measured.producer)
+        for lane in measured.lanes:
+            lane.client = None
+
+
+def _measure_cell(
+    options: Options,
+    lane: Lane,
+    backend_url: str,
+    conn: redis.Redis,
+    run_id: str,
+    where: tuple[str, int],
+    steps: Listener,
+    measured: _Measured,
+) -> None:
+    """One pool cell on one broker: its rows, its drain rate and its generator lag into ``measured``."""
+    pool, concurrency = where
+    cell, lag = _pool_cell(
+        lane, backend_url, conn, measured.queue, run_id, pool, concurrency, options.sizes, steps,
+        measured.samples, options.config,
+    )  # fmt: skip
+    measured.results.extend(cell)
+    measured.lag_max = max(measured.lag_max, lag)
+    drain = next(r for r in cell if r.scenario == "drain")
+    assert drain.throughput is not None
+    measured.drains[(lane.kind, pool, concurrency)] = drain.throughput.median
 
 
 def _reliability_section(
@@ -395,90 +503,111 @@ def _configured(results: list[Result], config: Config) -> tuple[Result, ...]:
 
 
 ENQUEUE_TITLES = {
-    "enqueue.floor": "redis-py LPUSH {message_bytes} B (floor)",
+    "enqueue.floor": "{floor}",
     "enqueue.apply_async": "apply_async(ignore_result=True)",
     "enqueue.delay": "delay() (Redis result backend)",
 }
-"""The enqueue rows and their titles (``{message_bytes}``: the size of the message the floor pushes)."""
+"""The enqueue rows and their titles (``{floor}``: the broker's floor, ``lanes.FLOOR_TITLES``)."""
 
 
 def _enqueue(
-    client: loadgen.Client,
-    conn: redis.Redis,
+    lanes_: list[Lane],
     queue: str,
-    message_bytes: int,
     sizes: Plan,
     steps: Listener,
     samples: dict[str, tuple[float, ...]],
 ) -> tuple[list[Result], tuple[loadgen.Overhead, loadgen.Overhead]]:
-    """The floor, ``apply_async`` and ``delay`` interleaved, rounds until precise; then timing overhead."""
-    scratch = f"{queue}.floor"
-    floor = loadgen.floor_call(conn, scratch, message_bytes)
+    """Every broker's floor, ``apply_async`` and ``delay``, all interleaved in the same rounds until
+    precise; then the timing overhead (on the first broker)."""
+    with contextlib.ExitStack() as stack:
+        calls: dict[str, Callable[[], object]] = {}
+        floors = []
+        for lane in lanes_:
+            assert lane.client is not None
+            floors.append(stack.enter_context(lane.floor()))
+            functions = (floors[-1], lane.client.apply_async_ignore, lane.client.delay)
+            calls.update(
+                {f"{name}{lane.suffix}": f for name, f in zip(ENQUEUE_TITLES, functions, strict=True)}
+            )
 
-    def trim() -> None:  # keep the queues small between rounds (no worker consumes them yet)
-        conn.delete(scratch, queue)
+        def trim() -> None:  # keep the queues small between rounds (no worker consumes them yet)
+            for lane in lanes_:
+                lane.trim(f"{queue}.floor", queue)
 
-    budget = sizes.budget("enqueue")
-    steps.step(
-        f"enqueue latency: LPUSH floor ({message_bytes} B), apply_async, delay interleaved, "
-        f"{budget.min_rounds}-{budget.max_rounds} rounds x {sizes.enqueue_per_round} calls"
-    )
-    calls = dict(zip(ENQUEUE_TITLES, (floor, client.apply_async_ignore, client.delay), strict=True))
+        budget = sizes.budget("enqueue")
+        kinds = ", ".join(f"{lane.kind} ({lane.message_bytes} B)" for lane in lanes_)
+        steps.step(
+            f"enqueue latency: floor, apply_async, delay on {kinds} interleaved, "
+            f"{budget.min_rounds}-{budget.max_rounds} rounds x {sizes.enqueue_per_round} calls"
+        )
+        measured = _interleaved(calls, sizes, budget, trim)
+        for name, rounds in measured.items():
+            samples[name] = tuple(v for r in rounds for v in r)
+        steps.step(f"fidelity: per-call timing vs a bare loop (apply_async, floor on {lanes_[0].kind})")
+        assert lanes_[0].client is not None
+        overhead = loadgen.timing_overhead(
+            lanes_[0].client.apply_async_ignore,
+            blocks=sizes.overhead_blocks,
+            per_block=sizes.overhead_per_block,
+        )
+        overhead_floor = loadgen.timing_overhead(  # the floor is ~7x cheaper: more calls, same time
+            floors[0], blocks=sizes.overhead_blocks, per_block=sizes.overhead_per_block * 5
+        )
+        trim()
+    results = [r for lane in lanes_ for r in _enqueue_results(measured, lane)]
+    return results, (overhead, overhead_floor)
+
+
+def _interleaved(
+    calls: Mapping[str, Callable[[], object]], sizes: Plan, budget: loadgen.Budget, trim: Callable[[], None]
+) -> dict[str, list[list[float]]]:
+    """Rounds of every call in turn until each call's round medians are precise (or the budget is spent)."""
     measured: dict[str, list[list[float]]] = {name: [] for name in calls}
     loadgen.warm_up(calls)
+    trim()
     loadgen.rounds_until_precise(
         lambda: loadgen.interleaved_round(calls, measured, per_round=sizes.enqueue_per_round, between=trim),
         lambda: {name: [statistics.median(r) for r in rounds] for name, rounds in measured.items()},
         dict.fromkeys(calls, defaults.PRECISION_TARGET),
         budget,
     )
-    for name, rounds in measured.items():
-        samples[name] = tuple(v for r in rounds for v in r)
-    steps.step("fidelity: per-call timing vs a bare loop (apply_async, floor)")
-    overhead = loadgen.timing_overhead(
-        client.apply_async_ignore, blocks=sizes.overhead_blocks, per_block=sizes.overhead_per_block
-    )
-    overhead_floor = loadgen.timing_overhead(  # the floor is ~7x cheaper: more calls, same time
-        floor, blocks=sizes.overhead_blocks, per_block=sizes.overhead_per_block * 5
-    )
-    trim()
-    return _enqueue_results(measured, message_bytes), (overhead, overhead_floor)
+    return measured
 
 
-def _enqueue_results(measured: Mapping[str, list[list[float]]], message_bytes: int) -> list[Result]:
-    """One latency row per enqueue call, each with its ratio to the floor's median and its precision."""
-    floor_summary = stats.summarize_latency(measured["enqueue.floor"], what="enqueue.floor")
+def _enqueue_results(measured: Mapping[str, list[list[float]]], lane: Lane) -> list[Result]:
+    """One latency row per enqueue call on ``lane``'s broker, each with its ratio to that broker's own
+    floor's median and its precision."""
+    floor = f"enqueue.floor{lane.suffix}"
+    floor_summary = stats.summarize_latency(measured[floor], what=floor)
     out = []
-    for name, rounds in measured.items():
-        summary = floor_summary if name == "enqueue.floor" else stats.summarize_latency(rounds, what=name)
+    for name in ENQUEUE_TITLES:
+        rounds = measured[f"{name}{lane.suffix}"]
+        what = f"{name}{lane.suffix}"
+        summary = floor_summary if name == "enqueue.floor" else stats.summarize_latency(rounds, what=what)
         precision = stats.precision(
             summary.round_medians, statistic="median", target=defaults.PRECISION_TARGET
         )
         out.append(
             Result(
                 scenario=name,
-                title=ENQUEUE_TITLES[name].format(message_bytes=message_bytes),
+                title=ENQUEUE_TITLES[name].format(floor=lane.floor_title),
                 pool=None,
                 concurrency=None,
                 latency=summary,
                 floor_ratio=stats.ratio(summary.median, floor_summary.median),
                 precision=(precision,),
+                broker=lane.kind,
             )
         )
     return out
 
 
 def _producer(
-    client: loadgen.Client,
-    url: str,
-    queue: str,
-    conn: redis.Redis,
-    sizes: Plan,
-    steps: Listener,
-    config: Config,
+    lane: Lane, backend_url: str, queue: str, sizes: Plan, steps: Listener, config: Config
 ) -> list[Result]:
-    n = sizes.producer_parallel
-    per = sizes.producer_per_thread
+    """Producer throughput on ``lane``'s broker: 1 thread, N threads, N processes."""
+    client, n, per = lane.client, sizes.producer_parallel, sizes.producer_per_thread
+    assert client is not None
     modes: list[tuple[str, str, Callable[[], tuple[int, float]]]] = [
         (
             "producer.1-thread",
@@ -494,16 +623,19 @@ def _producer(
             f"producer.{n}-processes",
             f"enqueue throughput, {n} processes",
             lambda: loadgen.throughput_processes(
-                url, queue, processes=n, per_process=per, settings=config.producer_settings
+                lane.handle.url, queue, processes=n, per_process=per, settings=config.producer_settings,
+                backend_url=backend_url,
             ),
         ),
-    ]
+    ]  # fmt: skip
     out = []
     budget = sizes.budget("producer")
     for name, title, measure in modes:
-        steps.step(f"producer throughput: {title} ({budget.min_rounds}-{budget.max_rounds} rounds)")
-        rounds = _rounds_of(measure, budget, after=lambda: conn.delete(queue))
-        throughput = stats.summarize_throughput(rounds, what=name)
+        steps.step(
+            f"producer throughput: {title}{lane.suffix} ({budget.min_rounds}-{budget.max_rounds} rounds)"
+        )
+        rounds = _rounds_of(measure, budget, after=lambda: lane.trim(queue))
+        throughput = stats.summarize_throughput(rounds, what=f"{name}{lane.suffix}")
         out.append(
             Result(
                 scenario=name,
@@ -512,6 +644,7 @@ def _producer(
                 concurrency=None,
                 throughput=throughput,
                 precision=(_rate_precision(throughput),),
+                broker=lane.kind,
             )
         )
     return out
@@ -560,7 +693,8 @@ def _control(command: Callable[..., Any], queue: str, worker: Worker) -> None:
 
 
 def _pool_cell(
-    broker: Broker,
+    lane: Lane,
+    backend_url: str,
     conn: redis.Redis,
     queue: str,
     run_id: str,
@@ -571,19 +705,18 @@ def _pool_cell(
     samples: dict[str, tuple[float, ...]],
     config: Config,
 ) -> tuple[list[Result], float]:
-    label = f"{pool} x{concurrency}"
+    """One worker of ``pool`` on ``lane``'s broker (results to the Redis ``backend_url``, which ``conn``
+    reads): its drain rounds, then its open-loop rounds."""
+    label = f"{pool} x{concurrency}{lane.suffix}"
+    tag = f"{pool}{concurrency}" if lane.kind == "redis" else f"{lane.kind}-{pool}{concurrency}"
     steps.step(f"{label}: starting a worker")
-    worker = Worker(
-        broker.url,
-        **config.on(pool, concurrency).worker_kwargs(),
-        queues=(f"{queue}.idle",),
-        loglevel=WORKER_LOGLEVEL,
-        name=f"bench-{pool}{concurrency}-{run_id}",
+    worker = _cell_worker(
+        lane.handle.url, backend_url, queue, f"bench-{tag}-{run_id}", config.on(pool, concurrency)
     )
-    control = control_app(broker.url)
-    cell = _Cell(conn, queue, f"{run_id}-{pool}{concurrency}", label, control, worker)
+    control = control_app(lane.handle.url)
+    cell = _Cell(conn, queue, f"{run_id}-{tag}", label, control, worker)
     try:
-        with worker, _cell_producer(broker, queue, config) as producer:
+        with worker, _cell_producer(lane.handle.url, queue, config) as producer:
             budget = sizes.budget("drain")
             steps.step(
                 f"{label}: drain {budget.min_rounds}-{budget.max_rounds} rounds x {sizes.drain_tasks} "
@@ -604,13 +737,22 @@ def _pool_cell(
         control.close()
     samples[f"e2e.start:{label}"] = tuple(v for r in loop.to_start for v in r)
     samples[f"e2e.result:{label}"] = tuple(v for r in loop.to_result for v in r)
-    return _cell_results(label, pool, concurrency, sizes, drain, loop), loop.lag
+    rows = _cell_results(label, pool, concurrency, sizes, drain, loop)
+    return [dataclasses.replace(r, broker=lane.kind) for r in rows], loop.lag
 
 
-def _cell_producer(broker: Broker, queue: str, config: Config) -> loadgen.Client:
+def _cell_worker(url: str, backend_url: str, queue: str, name: str, config: Config) -> Worker:
+    """A pool cell's worker on the broker at ``url``, results to ``backend_url``, idle on ``queue.idle``."""
+    return Worker(
+        url, **config.worker_kwargs(), queues=(f"{queue}.idle",), backend_url=backend_url,
+        loglevel=WORKER_LOGLEVEL, name=name,
+    )  # fmt: skip
+
+
+def _cell_producer(url: str, queue: str, config: Config) -> loadgen.Client:
     """The producer a pool cell sends its drain and open-loop tasks with (no result backend of its own)."""
     settings, reuse = config.producer_settings, config.producer_reuse
-    return loadgen.Client(broker.url, queue, backend=False, settings=settings, reuse_producer=reuse)
+    return loadgen.Client(url, queue, backend=False, settings=settings, reuse_producer=reuse)
 
 
 E2E_TARGETS = {
@@ -749,21 +891,38 @@ def _cleanup_external(conn: redis.Redis, queue: str, run_id: str) -> None:
 
 def _reliability(options: Options, note: Callable[[str], None]) -> tuple[Any, ...]:
     """The reliability section (``bench.faults``): fault scenarios with loss accounting, per pool."""
+    redis_url = options.broker_url if options.url_kind == "redis" else None  # the section runs on Redis
     records = reliability_section(
-        list(options.pools), broker_url=options.broker_url, quick=options.quick, progress=note
+        list(options.pools), broker_url=redis_url, quick=options.quick, progress=note
     )
     return tuple(records)
+
+
+def _capacity(
+    producer: list[Result], drains: Mapping[tuple[str, str, int], float]
+) -> tuple[float | None, tuple[tuple[str, str, int], float] | None]:
+    """The one-thread producer's rate and the slowest drain: per broker (each broker's generator sends
+    to that broker's workers), the broker whose ratio of the two is the lowest."""
+    capacities = {
+        r.broker: r.throughput.median for r in producer if r.scenario == CAPACITY_MODE and r.throughput
+    }
+    slowest: dict[str, tuple[tuple[str, str, int], float]] = {}
+    for key, rate in drains.items():
+        if key[0] not in slowest or rate < slowest[key[0]][1]:
+            slowest[key[0]] = (key, rate)
+    if not slowest:
+        return next(iter(capacities.values()), None), None
+    worst = min(slowest.values(), key=lambda item: capacities.get(item[0][0], math.inf) / max(item[1], 1e-9))
+    return capacities.get(worst[0][0]), worst
 
 
 def _fidelity(
     overhead: tuple[loadgen.Overhead, loadgen.Overhead],
     producer: list[Result],
-    drains: Mapping[tuple[str, int], float],
+    drains: Mapping[tuple[str, str, int], float],
     lag_max: float,
 ) -> Fidelity:
-    one = next((r for r in producer if r.scenario == CAPACITY_MODE and r.throughput is not None), None)
-    capacity = one.throughput.median if one is not None and one.throughput is not None else None
-    slowest = min(drains.items(), key=lambda item: item[1], default=None)
+    capacity, slowest = _capacity(producer, drains)
     call, floor = overhead[0].difference, overhead[1].difference
     return Fidelity(
         timing_overhead=call.median,
@@ -774,12 +933,21 @@ def _fidelity(
         overhead_pairs=call.pairs,
         overhead_confidence=call.confidence,
         producer_capacity=capacity,
-        producer_mode=CAPACITY_MODE if one is not None else None,
-        slowest_pool=f"{slowest[0][0]} x{slowest[0][1]}" if slowest else None,
+        producer_mode=CAPACITY_MODE if capacity is not None else None,
+        slowest_pool=_cell_name(*slowest[0]) if slowest else None,
         slowest_drain=slowest[1] if slowest else None,
         capacity_ratio=stats.ratio(capacity, slowest[1]) if capacity is not None and slowest else None,
         generator_lag_max_s=lag_max if drains else None,
     )
+
+
+def _on(broker: str) -> str:
+    """What a label of a broker's figures adds: nothing for Redis (as before one broker was an axis)."""
+    return "" if broker == "redis" else f" on {broker}"
+
+
+def _cell_name(broker: str, pool: str, concurrency: int) -> str:
+    return f"{pool} x{concurrency}{_on(broker)}"
 
 
 def _warnings(results: list[Result], fidelity: Fidelity, sizes: Plan) -> list[str]:
@@ -812,7 +980,7 @@ def _precision_warnings(results: list[Result]) -> list[str]:
     """One warning per headline figure whose rounds did not reach their precision target."""
     out = []
     for r in results:
-        where = r.scenario if r.pool is None else f"{r.scenario} {r.pool} x{r.concurrency}"
+        where = r.where
         for p in r.precision:
             if not p.reached:
                 out.append(
@@ -867,20 +1035,32 @@ def git_commit() -> str | None:
     return f"{head}-dirty" if dirty else head
 
 
-def broker_server_version(conn: redis.Redis) -> str | None:
-    """The broker server's own version (``INFO server``: ``redis_version``); ``None`` if it does not say."""
-    try:
-        version = conn.info("server").get("redis_version")
-    except redis.RedisError:
-        return None
-    return None if version is None else str(version)
+broker_server_version = lanes.redis_server_version  # the name this module had for it
+
+
+def broker_context(lane: Lane) -> dict[str, Any]:
+    """One broker under test: kind, redacted URL, private or the user's, server version, the message its
+    floor pushes, and (a private node) its start and stop times."""
+    return {
+        "kind": lane.kind,
+        "url": lane.handle.redacted,
+        "private": lane.handle.owned,
+        "server_version": lane.server_version,
+        "message_bytes": lane.message_bytes,
+        "floor": lane.floor_title,
+        "start_seconds": list(getattr(lane.handle, "start_seconds", [])),
+        "stop_seconds": list(getattr(lane.handle, "stop_seconds", [])),
+    }
 
 
 def collect_context(
-    *, broker: Broker, options: Options, message_bytes: int, queue: str, server_version: str | None = None
+    *, backend: Broker, options: Options, lanes: list[Lane], queue: str, backend_version: str | None = None
 ) -> dict[str, Any]:
-    """Versions, machine, commit and run parameters: what a saved result needs to be comparable."""
-    sizes = options.sizes
+    """Versions, machine, commit and run parameters: what a saved result needs to be comparable.
+
+    ``broker``, ``broker_private``, ``broker_server`` and ``message_bytes`` are those of the first broker
+    (as in schema 2); ``brokers`` has every broker, ``result_backend`` the Redis that took the results."""
+    sizes, first = options.sizes, lanes[0]
     return {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "celery": celery.__version__,
@@ -892,14 +1072,21 @@ def collect_context(
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "git_commit": git_commit(),
-        "broker": redact(broker.url),
-        "broker_private": broker.owned,
-        "broker_server": server_version,
+        "broker": first.handle.redacted,
+        "broker_private": first.handle.owned,
+        "broker_server": first.server_version,
+        "brokers": [broker_context(lane) for lane in lanes],
+        "result_backend": {
+            "kind": "redis",
+            "url": redact(backend.url),
+            "private": backend.owned,
+            "server_version": backend_version,
+        },
         "pools": {p: list(sizes.concurrency.get(p, (1,))) for p in options.pools},
         "quick": options.quick,
         "plan": dataclasses.asdict(sizes)
         | {"concurrency": {k: list(v) for k, v in sizes.concurrency.items()}},
-        "message_bytes": message_bytes,
+        "message_bytes": first.message_bytes,
         "queue": queue,
         "serializer": options.config.producer_settings.get("task_serializer", "json"),
         "config": options.config.to_json(),

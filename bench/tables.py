@@ -50,7 +50,11 @@ def significance_label(verdict: Verdict) -> str:
 
 
 def _where(key: Key) -> str:
-    return "-" if key[1] is None else f"{key[1]} x{key[2]}"
+    """``solo x1``, ``-`` (a producer-side figure), with `` on rabbitmq`` for a broker other than Redis."""
+    on = "" if key[3] == "redis" else f"on {key[3]}"
+    if key[1] is None:
+        return on or "-"
+    return f"{key[1]} x{key[2]} {on}".rstrip()
 
 
 def comparison_text(comparison: Comparison) -> str:

@@ -123,7 +123,7 @@ def test_bench_run_measures_the_example_app(tmp_path: Path):
     env = dict(os.environ, **{defaults.RUN_MARKER_ENV: run_id, "TMPDIR": str(tmp_path)})
     env.pop("BENCH_BROKER_URL", None)
     argv = [
-        sys.executable, "-m", "bench", "run", "--quick", "--app", SHOP, "--pool", "solo",
+        sys.executable, "-m", "bench", "run", "--quick", "--app", SHOP, "--pool", "solo", "--broker", "redis",
         "--set", "task_compression=gzip", "--set", "worker_prefetch_multiplier=2",
         "--samples", "100", "--rounds", "3", "--drain-tasks", "200", "--rate", "50", "--duration", "2",
         "--no-plots", "--json", str(out),

@@ -1,8 +1,10 @@
 """The main job, ``python -m bench run``, as a user runs it: a real private Redis and real workers.
 
-One ``--quick`` run over the session's pools (``--pool``; default all) checks the report end to end
-(every figure for every pool, the JSON schema, plots) and that nothing is left behind; Ctrl-C in the
-middle of a pool's benchmark exits 130 with every process reaped; bad input exits 2 with one line.
+One ``--quick`` run over the session's pools (``--pool``; default all) on Redis checks the report end to
+end (every figure for every pool, the JSON schema, plots) and that nothing is left behind; one small run
+on a private RabbitMQ node (``--broker rabbitmq``; skipped, with the reason, where ``rabbitmq-server`` is
+absent) checks its rows, their AMQP floor and the broker's context; Ctrl-C in the middle of a pool's
+benchmark exits 130 with every process reaped; bad input exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import subprocess
 import sys
 import threading
 
+import amqp
 import jsonschema
+import kombu
 import pytest
 
-from bench import report, stats
+from bench import brokers, lanes, report, stats
+from bench.brokers.rabbitmq import private_rabbitmq
 from bench.procs import harness_processes, reap_run, wait_for
 from bench.pytest_plugin import selected_pools
 from tests.integration.jobs import ROOT, interruptible, job_env, leftovers
@@ -39,7 +44,8 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     pools = selected_pools(request.config)
     out = tmp_path / "out" / "bench.json"
     env, run_id = job_env(tmp_path)
-    argv = [sys.executable, "-m", "bench", "run", "--quick", "--no-reliability", "--json", str(out)]
+    argv = [sys.executable, "-m", "bench", "run", "--quick", "--no-reliability", "--broker", "redis"]
+    argv += ["--json", str(out)]
     for pool in pools:
         argv += ["--pool", pool]
     try:
@@ -53,6 +59,7 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     jsonschema.Draft202012Validator(report.JSON_SCHEMA).validate(doc)
     assert doc["context"]["pools"].keys() == set(pools) and doc["context"]["quick"] is True
     assert doc["reliability"] is None
+    assert {r["broker"] for r in doc["results"]} == {"redis"}
     rows = {(r["scenario"], r["pool"]): r for r in doc["results"]}
     producer = {"enqueue.floor", "enqueue.apply_async", "enqueue.delay"}
     assert producer <= {s for s, p in rows if p is None}
@@ -82,6 +89,10 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
                 assert any(w.startswith(row["scenario"]) and "target" in w for w in doc["warnings"])
     assert doc["context"]["message_bytes"] > 100
     assert doc["context"]["broker_server"].split(".")[0].isdigit()  # INFO redis_version of the real broker
+    assert [b["kind"] for b in doc["context"]["brokers"]] == ["redis"]
+    assert (
+        doc["context"]["result_backend"]["url"] == doc["context"]["broker"]
+    )  # one Redis: broker and results
     assert doc["fidelity"]["capacity_ratio"] is not None
 
     table = done.stdout
@@ -101,6 +112,96 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     assert "data:image/png;base64," in out.with_suffix(".html").read_text()
     progress = [line for line in done.stderr.splitlines() if line.startswith("[")]
     assert progress and progress[-1].startswith(f"[{len(progress):>2}/{len(progress)}]")
+    assert procs == [] and dirs == [], (procs, dirs)
+
+
+RABBITMQ = brokers.support("rabbitmq")
+
+
+@pytest.mark.skipif(not RABBITMQ.available, reason=RABBITMQ.reason)
+def test_a_run_on_rabbitmq_reports_its_rows_against_the_amqp_floor(tmp_path):
+    out = tmp_path / "out" / "bench.json"
+    env, run_id = job_env(tmp_path)
+    argv = [sys.executable, "-m", "bench", "run", "--broker", "rabbitmq", "--pool", "solo", "--quick",
+            "--no-reliability", "--no-plots", "--json", str(out)]  # fmt: skip
+    try:
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=QUICK_TIMEOUT)
+        procs, dirs = leftovers(tmp_path, run_id)  # looked at before the last-resort reaping below
+    finally:
+        reap_run(run_id)
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    jsonschema.Draft202012Validator(report.JSON_SCHEMA).validate(doc)
+    assert {r["broker"] for r in doc["results"]} == {"rabbitmq"}
+    rows = {(r["scenario"], r["pool"]): r for r in doc["results"]}
+    assert {s for s, p in rows if p == "solo"} == {"drain", "e2e.start", "e2e.result"}
+    assert rows[("enqueue.floor", None)]["title"].startswith("py-amqp basic_publish")
+    assert rows[("enqueue.floor", None)]["floor_ratio"] == 1
+    # Same run, same message (Celery's body and headers): Celery's enqueue does more than one publish.
+    assert rows[("enqueue.apply_async", None)]["floor_ratio"] > 1
+    assert rows[("enqueue.delay", None)]["floor_ratio"] > 1
+    [rabbit] = doc["context"]["brokers"]
+    assert rabbit["kind"] == "rabbitmq" and rabbit["private"] is True
+    assert rabbit["server_version"].split(".")[0].isdigit()  # from the AMQP connection's server_properties
+    assert rabbit["url"].startswith("amqp://bench-") and ":***@127.0.0.1:" in rabbit["url"]
+    assert len(rabbit["start_seconds"]) == len(rabbit["stop_seconds"]) == 1
+    assert (
+        rabbit["message_bytes"] > 0
+        and f" {rabbit['message_bytes']} B " in rows[("enqueue.floor", None)]["title"]
+    )
+    backend = doc["context"]["result_backend"]
+    assert backend["kind"] == "redis" and backend["private"] is True and backend["url"].startswith("redis://")
+    assert "rabbitmq" in done.stdout and "result backend: Redis" in done.stdout
+    assert "enqueue on rabbitmq vs its own floor" in done.stdout
+    assert procs == [] and dirs == [], (procs, dirs)
+
+
+def _exists(url: str, name: str, *, exchange: bool = False) -> bool:
+    """Whether queue (or exchange) ``name`` exists on the AMQP broker at ``url`` (a passive declare)."""
+    with kombu.Connection(url) as conn, conn.channel() as channel:
+        try:
+            if exchange:
+                channel.exchange_declare(exchange=name, type="direct", passive=True)
+            else:
+                channel.queue_declare(queue=name, passive=True)
+        except amqp.exceptions.NotFound:
+            return False
+    return True
+
+
+@pytest.mark.skipif(not RABBITMQ.available, reason=RABBITMQ.reason)
+def test_a_run_on_the_users_rabbitmq_leaves_it_as_it_was(tmp_path):
+    """``--broker-url amqp://...``: the user's broker is measured, never stopped, and what the run created
+    on it (queues, and the exchanges Celery declared for them) is removed; the results went to a Redis."""
+    out = tmp_path / "users.json"
+    env, run_id = job_env(tmp_path)
+    with private_rabbitmq() as users:
+        argv = [sys.executable, "-m", "bench", "run", "--broker-url", users.url, "--pool", "solo", "--quick",
+                "--no-reliability", "--no-plots", "--samples", "50", "--rounds", "2", "--drain-tasks", "50",
+                "--rate", "20", "--duration", "1", "--json", str(out)]  # fmt: skip
+        try:
+            done = subprocess.run(
+                argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=QUICK_TIMEOUT
+            )
+            procs, dirs = leftovers(tmp_path, run_id)
+        finally:
+            reap_run(run_id)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert users.process is not None and users.process.alive()  # never stopped
+        doc = json.loads(out.read_text())
+        queue = doc["context"]["queue"]
+        assert [(q, _exists(users.url, q)) for q in lanes.created_names(queue)] == [
+            (q, False) for q in lanes.created_names(queue)
+        ]
+        assert not any(_exists(users.url, q, exchange=True) for q in lanes.created_names(queue))
+    jsonschema.Draft202012Validator(report.JSON_SCHEMA).validate(doc)
+    assert {r["broker"] for r in doc["results"]} == {"rabbitmq"}
+    [broker] = doc["context"]["brokers"]
+    assert (
+        broker["private"] is False and broker["start_seconds"] == [] and users.password not in out.read_text()
+    )
+    assert doc["context"]["result_backend"]["private"] is True  # a private Redis took the results
+    assert users.password not in done.stdout + done.stderr
     assert procs == [] and dirs == [], (procs, dirs)
 
 

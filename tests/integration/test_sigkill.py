@@ -69,7 +69,7 @@ def _kill_mid_run(tmp_path: Path, pool: str) -> tuple[str, list[str]]:
     env, run_id = job_env(tmp_path, "sigkill")
     err = tmp_path / "killed-job.stderr"
     argv = [sys.executable, "-m", "bench", "run", "--quick", "--no-reliability", "--no-plots",
-            "--pool", pool, "--json", str(tmp_path / "killed.json")]  # fmt: skip
+            "--pool", pool, "--broker", "redis", "--json", str(tmp_path / "killed.json")]  # fmt: skip
     with err.open("wb") as stderr:
         job = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
@@ -110,8 +110,8 @@ def test_sigkill_mid_run_then_next_bench_run_cleans_up(pool, tmp_path):
     run_id, dirs = _kill_mid_run(tmp_path, pool)
     env, next_id = job_env(tmp_path, "after-sigkill")
     argv = [sys.executable, "-m", "bench", "run", "--quick", "--no-reliability", "--no-plots",
-            "--pool", pool, "--samples", "20", "--rounds", "1", "--drain-tasks", "20", "--rate", "20",
-            "--duration", "1", "--json", str(tmp_path / "next.json")]  # fmt: skip
+            "--pool", pool, "--broker", "redis", "--samples", "20", "--rounds", "1", "--drain-tasks", "20",
+            "--rate", "20", "--duration", "1", "--json", str(tmp_path / "next.json")]  # fmt: skip
     try:
         done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT)
     finally:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from bench import cli, report, scenarios
+from bench import brokers, cli, report, scenarios
 
 
 @pytest.fixture
@@ -39,10 +39,98 @@ def test_unreachable_broker(no_run, capsys, tmp_path):
     assert "--broker-url" in line and "cannot reach broker" in line and "pass another --broker-url" in line
 
 
-def test_broker_that_is_not_redis(no_run, capsys, tmp_path):
-    code = cli.main(["run", "--broker-url", "amqp://guest@localhost//", "--json", str(tmp_path / "r.json")])
+def test_broker_url_of_another_scheme(no_run, capsys, tmp_path):
+    code = cli.main(["run", "--broker-url", "kafka://localhost:9092", "--json", str(tmp_path / "r.json")])
     assert code == cli.EXIT_USAGE
-    assert "use redis://HOST:PORT/DB" in _one_line_error(capsys)
+    line = _one_line_error(capsys)
+    assert "--broker-url" in line and "use redis://HOST:PORT/DB or amqp://USER:PASSWORD@HOST:PORT//" in line
+
+
+def test_unreachable_amqp_broker(no_run, capsys, tmp_path):
+    url = "amqp://someone:s3cret-pw@127.0.0.1:1//"
+    assert cli.main(["run", "--broker-url", url, "--json", str(tmp_path / "r.json")]) == cli.EXIT_USAGE
+    line = _one_line_error(capsys)
+    assert "--broker-url" in line and "cannot reach broker amqp://someone:***@127.0.0.1:1//" in line
+    assert "s3cret-pw" not in line
+
+
+def _support(unavailable=()):
+    """A ``brokers.support`` where the kinds in ``unavailable`` cannot be started (their reason: the hint)."""
+
+    def support(kind):
+        reason = (
+            f"no {kind}-server found on PATH: install it or pass --broker-url" if kind in unavailable else ""
+        )
+        return brokers.BrokerSupport(kind, kind not in unavailable, reason)
+
+    return support
+
+
+@pytest.mark.parametrize(
+    ("requested", "url", "chosen"),
+    [
+        (None, None, ("redis", "rabbitmq")),  # every broker this machine can start, in KINDS order
+        (["rabbitmq", "redis", "rabbitmq"], None, ("redis", "rabbitmq")),
+        (["rabbitmq"], None, ("rabbitmq",)),
+        (None, "amqp://u:p@broker.example:5672//", ("rabbitmq",)),  # --broker-url alone: its kind
+        (None, "redis://broker.example:6379/0", ("redis",)),
+        (["redis", "rabbitmq"], "amqp://u:p@broker.example:5672//", ("redis", "rabbitmq")),
+    ],
+)
+def test_select_brokers(requested, url, chosen):
+    assert cli.select_brokers(requested, url, support=_support()) == chosen
+
+
+def test_default_brokers_skip_what_this_machine_cannot_start_and_say_why():
+    said = []
+    assert cli.select_brokers(None, None, support=_support({"rabbitmq"}), say=said.append) == ("redis",)
+    assert said == [
+        "bench: not measuring rabbitmq: no rabbitmq-server found on PATH: install it or pass --broker-url"
+    ]
+    # ...but a user's AMQP URL needs no rabbitmq-server here.
+    url = "amqp://u:p@broker.example:5672//"
+    assert cli.select_brokers(["rabbitmq"], url, support=_support({"rabbitmq"})) == ("rabbitmq",)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--broker", "kafka"], "--broker 'kafka': unknown broker; choose one of redis, rabbitmq"),
+        (
+            ["--fleet", "--broker", "redis"],
+            "--broker chooses the brokers the harness starts: drop it with --fleet",
+        ),
+        (["--broker", "rabbitmq"], "--broker rabbitmq: no rabbitmq-server found on PATH: install it"),
+        (
+            ["--broker", "redis", "--broker-url", "amqp://u:p@127.0.0.1:1//"],
+            "--broker-url is a rabbitmq URL but --broker asks for redis: add --broker rabbitmq or drop "
+            "--broker-url",
+        ),
+    ],
+)
+def test_bad_broker_choice_exits_2_with_one_line(no_run, capsys, tmp_path, monkeypatch, argv, expected):
+    monkeypatch.setattr(brokers, "support", _support({"rabbitmq"}))
+    assert cli.main(["run", *argv, "--json", str(tmp_path / "r.json")]) == cli.EXIT_USAGE
+    assert expected in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--broker", "rabbitmq"], "a sweep measures on Redis only: drop --broker rabbitmq"),
+        (
+            ["--broker-url", "amqp://u:p@127.0.0.1:1//"],
+            "a sweep measures on Redis only: drop --broker-url amqp://",
+        ),
+        (["--broker", "kafka"], "unknown broker"),
+    ],
+)
+def test_sweep_stays_on_redis(capsys, tmp_path, monkeypatch, argv, expected):
+    from bench import sweep
+
+    monkeypatch.setattr(sweep, "run", lambda *a, **k: pytest.fail("the sweep started despite bad input"))
+    assert cli.main(["sweep", "--quick", *argv, "--json", str(tmp_path / "s.json")]) == cli.EXIT_USAGE
+    assert expected in _one_line_error(capsys)
 
 
 def test_json_path_under_a_file(no_run, capsys, tmp_path):

@@ -34,3 +34,12 @@ def test_control_apps_never_take_the_workers_restore_lock(monkeypatch):
     assert app.connection_for_read().as_uri(include_password=True) == MINE
     options = app.conf.broker_transport_options
     assert options["unacked_mutex_key"] == CONTROL_UNACKED_MUTEX_KEY != Channel.unacked_mutex_key
+
+
+def test_an_amqp_client_keeps_its_results_in_the_redis_it_is_given(monkeypatch):
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", OTHER)
+    amqp = "amqp://bench-u:pw@127.0.0.1:3//"
+    client = Client(amqp, queue="bench.test", backend_url=MINE)
+    assert client.app is not None
+    assert client.app.connection_for_write().as_uri(include_password=True) == amqp
+    assert client.app.backend.url == MINE and type(client.app.backend).__name__ == "RedisBackend"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 import json
 
+import jsonschema
 import pytest
 
-from bench import cli, compare
+from bench import cli, compare, report
 from bench.report import to_json
 from tests.unit.sample_run import sample_run
 
@@ -153,13 +154,54 @@ def test_a_version_1_report_is_migrated(tmp_path):
     assert len(comparison.verdicts) == len(a["results"])
 
 
+def _v2(doc: dict) -> dict:
+    """``doc`` as a version-2 report wrote it: one Redis, no broker per row or per broker context."""
+    v2 = copy.deepcopy(doc)
+    v2["schema"] = 2
+    for key in ("brokers", "result_backend"):
+        del v2["context"][key]
+    for row in v2["results"]:
+        del row["broker"]
+    return v2
+
+
+def test_a_version_2_report_is_migrated_to_a_valid_version_3(tmp_path):
+    a = _doc()
+    migrated = report.migrate(_v2(a))
+    jsonschema.Draft202012Validator(report.JSON_SCHEMA).validate(migrated)
+    assert {row["broker"] for row in migrated["results"]} == {"redis"}
+    assert [b["kind"] for b in migrated["context"]["brokers"]] == ["redis"]
+    assert migrated["context"]["result_backend"]["url"] == a["context"]["broker"]
+    comparison = compare.compare_files(_write(tmp_path, "a.json", _v2(a)), _write(tmp_path, "b.json", a))
+    assert comparison.matched_on_config and len(comparison.verdicts) == len(a["results"])
+
+
+def test_a_redis_row_never_matches_a_rabbitmq_row(tmp_path, capsys):
+    a = to_json(sample_run(rabbitmq=True))
+    b = copy.deepcopy(a)
+    for row in b["results"]:
+        if row["broker"] == "rabbitmq" and row["scenario"] == "enqueue.delay":
+            row["round_values"] = [v * 2 for v in row["round_values"]]
+            row["median"] *= 2
+    comparison = compare.compare_files(_write(tmp_path, "a.json", a), _write(tmp_path, "b.json", b))
+    slower = {(v.a.scenario, v.a.broker) for v in comparison.verdicts if v.ratio > 1}
+    assert slower == {("enqueue.delay", "rabbitmq")}
+    assert len(comparison.verdicts) == len(a["results"])
+    assert _run(tmp_path, a, b) == cli.EXIT_FAILED
+    assert "enqueue.delay on rabbitmq" in " ".join(capsys.readouterr().out.split())
+    only_redis = {**a, "results": [r for r in a["results"] if r["broker"] == "redis"]}
+    only_rabbitmq = {**a, "results": [dict(r, broker="rabbitmq") for r in only_redis["results"]]}
+    assert _run(tmp_path, only_redis, only_rabbitmq) == cli.EXIT_USAGE
+    assert "no figure in common (scenario, pool, concurrency, broker)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
         (None, "no such file"),
         ("{not json", "not JSON"),
         (json.dumps({"kind": "something else"}), "not a celery-bench report"),
-        (json.dumps({"kind": "celery-bench-report", "schema": 3, "results": []}), "report schema 3"),
+        (json.dumps({"kind": "celery-bench-report", "schema": 99, "results": []}), "report schema 99"),
         (json.dumps({"kind": "celery-bench-report", "schema": 2, "results": []}), "no results"),
         (
             json.dumps({"kind": "celery-bench-report", "schema": 2, "results": [{"scenario": "x"}]}),

@@ -195,7 +195,7 @@ def _validate(doc: dict) -> None:
 def test_every_row_carries_its_config():
     doc = report.to_json(sample_run(reliability=(RECORD,)))
     _validate(doc)
-    assert doc["schema"] == 2
+    assert doc["schema"] == report.SCHEMA_VERSION == 3
     for row in doc["results"]:
         assert (row["config"]["pool"], row["config"]["concurrency"]) == (row["pool"], row["concurrency"])
     assert doc["reliability"][0]["config"]["pool"] == RECORD.pool
@@ -209,14 +209,14 @@ def test_a_row_without_its_config_is_rejected():
         _validate(broken)
 
 
-def test_a_version_1_report_migrates_to_a_valid_version_2():
+def test_a_version_1_report_migrates_to_a_valid_version_3():
     doc = json.loads(json.dumps(report.to_json(sample_run(reliability=(RECORD,)))))
     v1 = copy.deepcopy(doc)
     v1["schema"] = 1
     del v1["context"]["config"]
     for row in v1["results"] + v1["reliability"]:
         del row["config"]
-    migrated = report.migrate_v1(v1)
+    migrated = report.migrate(v1)
     _validate(migrated)
     assert all(
         row["config"]["app"] == "tasks" and row["config"]["settings"] == {} for row in migrated["results"]

@@ -23,7 +23,8 @@ def test_capacity_ratio_uses_the_one_thread_producer_the_generator_is():
         _producer("producer.2-processes", 3300),
     ]  # fmt: skip
     quiet = _overhead([1.0] * 5, [1.0] * 5)
-    f = scenarios._fidelity((quiet, quiet), producers, {("solo", 1): 600.0, ("threads", 2): 540.0}, 0.001)
+    drains = {("redis", "solo", 1): 600.0, ("redis", "threads", 2): 540.0}
+    f = scenarios._fidelity((quiet, quiet), producers, drains, 0.001)
     assert f.producer_mode == "producer.1-thread" and f.producer_capacity == 1800
     assert f.slowest_pool == "threads x2" and f.capacity_ratio == 1800 / 540  # not 3300 / 540
 

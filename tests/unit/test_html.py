@@ -183,10 +183,28 @@ def test_context_is_a_short_definition_list_with_the_broker_server_version(page)
     section = next(s for s in dom(page).all("section") if s.attrs.get("id") == "context")
     terms = [dt.content() for dt in section.all("dt")]
     descriptions = dict(zip(terms, (dd.content() for dd in section.all("dd")), strict=True))
-    assert descriptions["broker server"] == "Redis 7.0.15"
+    assert descriptions["broker: redis"] == "redis 7.0.15 redis://:***@127.0.0.1:1234/0 (private)"
+    backend = "Redis 7.0.15 redis://:***@127.0.0.1:1234/0 (private), for every broker"
+    assert descriptions["result backend"] == backend
     assert descriptions["celery / kombu"] == "5.7.0 / 5.7.0"
-    assert descriptions["broker"] == "redis://:***@127.0.0.1:1234/0 (private)"
     assert len(terms) <= 14
+
+
+def test_two_brokers_get_a_broker_column_and_a_context_line_each():
+    root = dom(html.page(sample_run(rabbitmq=True), figure=_fake_png))
+    enqueue = tables(root)["enqueue-latency-us"]
+    assert enqueue.headers[:2] == ["what", "broker"]
+    rows = list(zip(enqueue.column("what"), enqueue.column("broker"), enqueue.column("x floor"), strict=True))
+    assert {(broker, ratio) for what, broker, ratio in rows if "(floor)" in what} == {
+        ("redis", "1.00"),
+        ("rabbitmq", "1.00"),
+    }
+    assert ("delay()", "rabbitmq", "17.62") in rows  # 925 us / RabbitMQ's own 52.5 us floor
+    section = next(s for s in root.all("section") if s.attrs.get("id") == "context")
+    terms = [dt.content() for dt in section.all("dt")]
+    descriptions = dict(zip(terms, (dd.content() for dd in section.all("dd")), strict=True))
+    assert "started in 13.2 s, stopped in 1.2 s" in descriptions["broker: rabbitmq"]
+    assert descriptions["broker: rabbitmq"].startswith("rabbitmq 3.10.8 amqp://bench-1:***@")
 
 
 def test_the_page_is_self_contained(page):

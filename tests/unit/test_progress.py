@@ -187,7 +187,20 @@ def test_a_run_whose_stderr_is_not_a_terminal_prints_the_plain_lines(monkeypatch
     monkeypatch.setattr(scenarios, "run", fake_run)
     path = tmp_path / "r.json"
     assert (
-        cli.main(["run", "--quick", "--no-reliability", "--no-plots", "--pool", "solo", "--json", str(path)])
+        cli.main(
+            [
+                "run",
+                "--quick",
+                "--no-reliability",
+                "--no-plots",
+                "--pool",
+                "solo",
+                "--broker",
+                "redis",
+                "--json",
+                str(path),
+            ]
+        )
         == 0
     )
     err = capsys.readouterr().err.splitlines()

@@ -108,20 +108,43 @@ def test_p999_is_null_and_blank_below_a_thousand_samples():
 def test_table_has_one_row_per_result_with_units_and_floor_ratio():
     run = sample_run()
     lines = report.table(run).splitlines()
-    assert lines[0].split()[:4] == ["scenario", "pool", "n", "median"]
+    assert lines[0].split()[:5] == ["scenario", "pool", "broker", "n", "median"]
     body = lines[2:]
     assert len(body) == len(run.results)
     delay = next(line for line in body if line.startswith("enqueue.delay"))
     assert "us" in delay.split() and "10.00" in delay.split()  # 725 us / 72.5 us
     drain = next(line for line in body if line.startswith("drain"))
-    assert "solo x1" in drain and "tasks/s" in drain
+    assert "solo x1" in drain and "tasks/s" in drain and "redis" in drain.split()
+
+
+def test_two_brokers_are_side_by_side_each_against_its_own_floor():
+    run = sample_run(rabbitmq=True)
+    body = report.table(run).splitlines()[2:]
+    rows = {(line.split()[0], line.split()[2]) for line in body if line.startswith("enqueue.")}
+    assert {("enqueue.floor", "redis"), ("enqueue.floor", "rabbitmq"), ("enqueue.delay", "rabbitmq")} <= rows
+    delay = next(line for line in body if line.startswith("enqueue.delay") and "rabbitmq" in line.split())
+    assert "17.62" in delay.split()  # 925 us / 52.5 us: RabbitMQ's own floor, not Redis's 72.5 us
+    text = report.text(run)
+    assert (
+        "broker: rabbitmq 3.10.8 amqp://bench-1:***@127.0.0.1:5999// (private: started in 13.2 s, "
+        "stopped in 1.2 s)"
+    ) in text
+    assert "result backend: Redis 7.0.15 redis://:***@127.0.0.1:1234/0 (private), for every broker" in text
+    assert "enqueue on redis vs its own floor (floor 72.5 us): delay 725 us = x10.0" in text
+    assert "enqueue on rabbitmq vs its own floor (floor 52.5 us): delay 925 us = x17.6" in text
+    doc = report.to_json(run)
+    _validate(doc)
+    assert [(r["scenario"], r["broker"]) for r in doc["results"]][-3:] == [
+        ("enqueue.floor", "rabbitmq"), ("enqueue.delay", "rabbitmq"), ("drain", "rabbitmq"),
+    ]  # fmt: skip
+    assert [b["kind"] for b in doc["context"]["brokers"]] == ["redis", "rabbitmq"]
 
 
 def test_text_report_shows_fidelity_notes_warnings_and_reliability():
     out = report.text(sample_run(reliability=(RECORD,), warnings=("something is off",)))
     assert (
         "per-call timing vs a bare loop, median of 30 block pairs [95% interval]: "
-        "apply_async +0.40% [-0.60% .. +1.20%], LPUSH floor -1.00% [-2.00% .. +0.30%]"
+        "apply_async +0.40% [-0.60% .. +1.20%], floor -1.00% [-2.00% .. +0.30%]"
     ) in out
     assert "not the result collector thread, the polling loops or the worker" in out
     assert "(producer.1-thread, as the generator sends) =" in out and "x the slowest drain (solo x1" in out
