@@ -110,8 +110,11 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "pools(*names): run this test only on these pools")
-    config.addinivalue_line("markers", "brokers(*kinds): run this test only on these broker kinds")
+    config.addinivalue_line("markers", "pools(*names, reason=None): run this test only on these pools")
+    config.addinivalue_line(
+        "markers",
+        "brokers(*kinds, reason=None): run this test only on these broker kinds (the skip says why)",
+    )
     config.addinivalue_line("markers", "any_app: runs under any --app (not only the seed's tasks)")
     raise_on_sigterm()
     try:
@@ -231,7 +234,9 @@ def _parametrize_axis(metafunc: pytest.Metafunc, argname: str, selected: list[st
     chosen = [value for value in selected if value in applies]
     if not chosen:
         # An empty parametrisation would silently run nothing: make it a visible skip instead.
-        reason = f"none of the selected {marker_name} {selected} applies (this test: {applies})"
+        why = marker.kwargs.get("reason") if marker is not None else None
+        reason = f"none of the selected {marker_name} {selected} applies (this test: {applies}"
+        reason += f": {why})" if why else ")"
         skip = pytest.param(None, marks=pytest.mark.skip(reason=reason), id=f"no-{argname}")
         metafunc.parametrize(argname, [skip], scope="session")
         return

@@ -14,7 +14,7 @@ from tests.benchmarks.conftest import latency_info
 
 # The Redis floor: every figure here is a ratio to a raw redis-py LPUSH on the same Redis. The AMQP
 # counterpart (a raw basic_publish beside the Redis floor) is tests/benchmarks/test_rabbitmq.py.
-pytestmark = pytest.mark.brokers("redis")
+pytestmark = pytest.mark.brokers("redis", reason="ratios to the raw Redis LPUSH floor")
 
 BATCH = 200
 ROUNDS = 10

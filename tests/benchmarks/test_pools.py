@@ -34,7 +34,7 @@ pytestmark = [
     # Redis-only: the fixtures pre-fill and trim the Redis list of the scratch queue and collect results
     # from it, and the CI gate's baseline (test_gate.py) is these figures on Redis. Drain and end-to-end
     # latency on RabbitMQ are the main job's (python -m bench run --broker rabbitmq).
-    pytest.mark.brokers("redis"),
+    pytest.mark.brokers("redis", reason="the Redis list of the scratch queue; the CI gate's baseline"),
 ]
 
 

@@ -20,7 +20,7 @@ pytestmark = [
     pytest.mark.integration,
     # bench.fleet is Redis-only: the fleet's broker is its result backend too (results are read there),
     # and the test isolates its fleet on a Redis database of its own, which AMQP does not have.
-    pytest.mark.brokers("redis"),
+    pytest.mark.brokers("redis", reason="bench.fleet measures a fleet on a Redis broker only"),
 ]
 
 FLEET_DB = 9

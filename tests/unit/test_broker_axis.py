@@ -99,7 +99,7 @@ class _Metafunc:
     def __init__(self, fixturenames: list[str], markers: dict[str, tuple[str, ...]] | None = None) -> None:
         self.fixturenames = fixturenames
         self.config = SimpleNamespace(_bench_brokers=["redis", "rabbitmq"], _bench_pools=["solo", "prefork"])
-        marks = {name: SimpleNamespace(args=args) for name, args in (markers or {}).items()}
+        marks = {name: SimpleNamespace(args=args, kwargs={}) for name, args in (markers or {}).items()}
         self.definition = SimpleNamespace(get_closest_marker=marks.get)
         self.calls: list[tuple[str, list[Any], str]] = []
 
@@ -140,6 +140,17 @@ def test_a_marker_that_leaves_nothing_is_a_visible_skip_naming_both_sides():
     [skip] = param.marks
     assert skip.name == "skip"
     assert skip.kwargs["reason"] == "none of the selected brokers ['rabbitmq'] applies (this test: ['redis'])"
+
+
+def test_the_skip_gives_the_marker_s_reason():
+    metafunc = _Metafunc(["broker_kind"])
+    metafunc.definition = SimpleNamespace(
+        get_closest_marker={"brokers": SimpleNamespace(args=("redis",), kwargs={"reason": "reads Redis"})}.get
+    )
+    _parametrize_axis(metafunc, "broker_kind", ["rabbitmq"], "brokers")  # type: ignore[arg-type]
+    [(_, [param], _)] = metafunc.calls
+    reason = param.marks[0].kwargs["reason"]
+    assert reason == "none of the selected brokers ['rabbitmq'] applies (this test: ['redis']: reads Redis)"
 
 
 @pytest.mark.parametrize(
