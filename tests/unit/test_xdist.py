@@ -68,6 +68,7 @@ def test_the_default_run_goes_parallel():
         pytest.param(_config(trace=True), id="--trace"),
         pytest.param(_config(collectonly=True), id="--collect-only"),
         pytest.param(_config(broker_url="redis://h:1/0"), id="--broker-url"),
+        pytest.param(_config(broker_url="amqp://u:p@h:1//"), id="--broker-url amqp"),
         pytest.param(_config(benchmark_only=True), id="--benchmark-only"),
         pytest.param(_config(benchmark_skip=False), id="benchmarks not skipped"),
     ],
