@@ -62,7 +62,7 @@ from bench.faults.observations import (
     WorkerSettings,
 )
 from bench.faults.producer import TASK_MARK, Published, client_app, enqueue, worker_env
-from bench.faults.run import ACKS_AFTER_THE_BODY, Run, Scenario, observe
+from bench.faults.run import ACKS_AFTER_THE_BODY, Run, Scenario, Target, as_target, observe
 from bench.faults.scenarios import (
     LOAD_TASKS,
     QUICK_LOAD_TASKS,
@@ -98,9 +98,11 @@ __all__ = [
     "Run",
     "Scenario",
     "TASK_MARK",
+    "Target",
     "Verdict",
     "WarmFacts",
     "WorkerSettings",
+    "as_target",
     "broker_down",
     "broker_down_with_results",
     "broker_restart",

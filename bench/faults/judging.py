@@ -47,15 +47,16 @@ def judge(observed: Observation[Any] | Inapplicable | BrokerDown) -> Reliability
     """The table row of one observation: its counts, its verdict against ``expected``, its note."""
     if isinstance(observed, Inapplicable):
         return not_applicable(
-            observed.pool, observed.scenario, expected=observed.expected, reason=observed.reason
-        )
+            observed.pool, observed.scenario, expected=observed.expected, reason=observed.reason,
+            broker=observed.broker,
+        )  # fmt: skip
     if isinstance(observed, BrokerDown):
         return judge_broker_down(observed)
     judgement = JUDGES[type(observed.facts)](observed)
     return record(
         observed.tally, pool=observed.pool, scenario=observed.scenario,
         recovery_seconds=observed.recovery_seconds, expected=observed.expected,
-        ok=judgement.verdict is Verdict.OK, note=judgement.note,
+        ok=judgement.verdict is Verdict.OK, note=judgement.note, broker=observed.broker,
     )  # fmt: skip
 
 
@@ -106,15 +107,21 @@ def worker_killed_as_documented(
 def judge_worker_killed(obs: Observation[KillFacts]) -> Judgement:
     snap, stuck, acks_late = obs.facts.snapshot, obs.facts.stuck, obs.settings.acks_late
     lost_ids, twice = obs.lost_ids, obs.twice
-    note = f"{len(snap.interrupted)} in flight at the kill; visibility_timeout {obs.visibility_timeout:g}s"
+    note = f"{len(snap.interrupted)} in flight at the kill; " + (
+        f"visibility_timeout {obs.visibility_timeout:g}s"
+        if obs.visibility_timeout is not None
+        else f"{len(snap.held)} put back by the broker when the connection closed"
+    )
     if not acks_late and snap.interrupted and snap.interrupted <= snap.held:
         note += "; the running tasks ran again instead of being lost: not acknowledged before they ran" + (
             " (celery#3430: solo acks after the task body)" if obs.pool == "solo" else ""
         )
     if acks_late and twice - snap.interrupted:
         note += f"; {len(twice - snap.interrupted)} completed but unacknowledged at the kill also ran twice"
-    if unseen := lost_ids & snap.popped_unseen:
+    if (unseen := lost_ids & snap.popped_unseen) and obs.broker == "redis":
         note += f"; {len(unseen)} popped from the queue at the kill, never held ({BRPOP_LOSS_ISSUES})"
+    elif unseen:
+        note += f"; {len(unseen)} never started and gone from the queue"
     if stuck:
         note += f"; {len(stuck)} still held unacknowledged: no restore sweep moved them back"
     if not obs.settled:
@@ -158,7 +165,7 @@ def lost_in_brpop(obs: Observation[RestartFacts]) -> bool:
     (:func:`queue_kept_past`)."""
     lost = obs.lost_ids
     return (
-        bool(lost) and lost <= set(obs.facts.before.ids) and obs.queued_after == 0
+        obs.broker == "redis" and bool(lost) and lost <= set(obs.facts.before.ids) and obs.queued_after == 0
         and not any(obs.starts(i) for i in lost) and not lost & obs.held_after
         and queue_kept_past(obs)
     )  # fmt: skip
@@ -196,13 +203,13 @@ def judge_broker_down(down: BrokerDown) -> ReliabilityRecord:
         f"producer-side, no worker; {failure.seconds:.2f}s to the error (hung if over "
         f"{FAULT_PUBLISH_ERROR_BOUND:g}s; broker_connection_timeout {down.connect_timeout:g}s bounds the "
         f"connect, the publish policy only the publish): {what}"
-        + (" (celery#5919: the result subscription fails first)" if down.results else "")
+        + (" (celery#5919: the result subscription fails first)" if down.results and not ok else "")
     )
     return ReliabilityRecord(
         pool="any", scenario=f"broker down at enqueue ({down.label})", enqueued=0,
         publish_errors=1 if failure.error else 0, executed_once=0, duplicated=0, lost=0,
         recovery_seconds=failure.seconds, expected=down.expected,
-        verdict=Verdict.OK if ok else Verdict.DEVIATION, note=note,
+        verdict=Verdict.OK if ok else Verdict.DEVIATION, note=note, broker=down.broker,
     )  # fmt: skip
 
 
@@ -210,7 +217,9 @@ def judge_broker_down(down: BrokerDown) -> ReliabilityRecord:
 def judge_countdown(obs: Observation[CountdownFacts]) -> Judgement:
     runs = obs.starts(obs.facts.task_id)
     note = f"ran {runs}x; countdown {obs.facts.countdown:g}s, visibility_timeout {obs.visibility_timeout:g}s"
-    return Judgement.of(obs.tally.lost == 0 and runs >= 2, note)
+    if obs.broker == "redis":
+        return Judgement.of(obs.tally.lost == 0 and runs >= 2, note)
+    return Judgement.of(obs.tally.lost == 0 and runs == 1, note + " (Redis's setting; RabbitMQ has none)")
 
 
 JUDGES: dict[type, Callable[[Observation[Any]], Judgement]] = {

@@ -25,6 +25,8 @@ class WorkerSettings:
     acks_late: bool = False
     reject_on_worker_lost: bool = False
     loglevel: str = "INFO"
+    env: tuple[tuple[str, str], ...] = ()
+    """More environment of the workers (e.g. the soft-shutdown settings, ``REMAP_SIGTERM``)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Observation(Generic[F]):
     held_after: frozenset[str]
     log_tail: str
     pids: tuple[int, ...]
+    broker: str = "redis"
+    """The broker kind it ran on (``redis``, ``rabbitmq``)."""
 
     @property
     def lost_ids(self) -> frozenset[str]:
@@ -81,6 +85,7 @@ class Inapplicable:
     expected: str
     pool: str
     reason: str
+    broker: str = "redis"
 
 
 # -- the scenarios' own facts ---------------------------------------------------------------------------
@@ -209,3 +214,4 @@ class BrokerDown:
     policy: Mapping[str, Any] = field(default_factory=dict)
     connect_timeout: float = 0.0
     results: bool = False
+    broker: str = "redis"
