@@ -26,6 +26,10 @@ message store) before its whole process tree is killed."""
 EPMD_START_TIMEOUT = 10.0
 """Seconds the private ``epmd`` (Erlang port mapper) of a RabbitMQ node has to accept connections."""
 
+RABBITMQCTL_TIMEOUT = 60.0
+"""Seconds one ``rabbitmqctl`` command against a private node may take (it boots an Erlang VM of its own:
+a second or two here, several on a loaded machine)."""
+
 AMQP_CONNECT_TIMEOUT = 1.0
 """Seconds one AMQP connection attempt of the readiness poll may take (the poll retries)."""
 
@@ -130,6 +134,17 @@ coarser poll would miss the window in which one is running)."""
 FAULT_CLOCK_SLACK = 5.0
 """Seconds beyond the visibility timeout a scenario waits for the wall clock to pass it (the wait
 itself only polls ``time.time``)."""
+
+CONSUMER_TIMEOUT_MS = 2000
+"""RabbitMQ's ``consumer_timeout`` (ms) the consumer-timeout scenario sets on its private node (30 min by
+default); its task runs :data:`CONSUMER_TIMEOUT_TASK_SECONDS`, longer."""
+
+CONSUMER_TIMEOUT_TICK_MS = 500
+"""RabbitMQ's ``channel_tick_interval`` (ms) during that scenario: how often a channel checks the
+timeout (60 s by default, which is why RabbitMQ's docs call values under a minute unsupported)."""
+
+CONSUMER_TIMEOUT_TASK_SECONDS = 6.0
+"""Length of the late-acknowledged task that outlives :data:`CONSUMER_TIMEOUT_MS`."""
 
 FAULT_ALIVE_PING = 2.0
 """Seconds a worker has to answer the ping that shows it survived a fault."""

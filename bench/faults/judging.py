@@ -16,6 +16,7 @@ from bench.defaults import FAULT_PUBLISH_ERROR_BOUND, FAULT_SETTLE_TIMEOUT, FAUL
 from bench.faults.observations import (
     BrokerDown,
     ChildFacts,
+    ConsumerTimeoutFacts,
     CountdownFacts,
     Inapplicable,
     KillFacts,
@@ -222,6 +223,28 @@ def judge_countdown(obs: Observation[CountdownFacts]) -> Judgement:
     return Judgement.of(obs.tally.lost == 0 and runs == 1, note + " (Redis's setting; RabbitMQ has none)")
 
 
+# -- 8 ---------------------------------------------------------------------------------------------------
+def consumer_timeout_as_documented(starts: int, tally: Tally, *, channel_closed: bool) -> bool:
+    """RabbitMQ's docs for a delivery unacknowledged past ``consumer_timeout``: the channel is closed and
+    the delivery requeued, so the late-acknowledged task runs again (twice here: the first run completes
+    too, its ack is what fails) and nothing is lost. Whether the worker exits (Celery's calling guide
+    says it does) or reconnects is in the note."""
+    return channel_closed and starts == 2 and tally.lost == 0
+
+
+def judge_consumer_timeout(obs: Observation[ConsumerTimeoutFacts]) -> Judgement:
+    f = obs.facts
+    starts = obs.starts(f.task_id)
+    note = (
+        f"task {f.task_seconds:g}s, consumer_timeout {f.timeout_seconds:g}s; body started {starts}x; "
+        + ("channel closed by the broker (PRECONDITION_FAILED)" if f.channel_closed else "channel never closed")
+        + ("; the worker reconnected" if f.reconnected else "")
+        + ("" if obs.worker_alive else f"; the worker exited with {obs.worker_exit} (PreconditionFailed), "
+           "a replacement ran the requeued task")
+    )
+    return Judgement.of(consumer_timeout_as_documented(starts, obs.tally, channel_closed=f.channel_closed), note)
+
+
 JUDGES: dict[type, Callable[[Observation[Any]], Judgement]] = {
     LoadFacts: judge_no_faults,
     ChildFacts: judge_child_killed,
@@ -229,5 +252,6 @@ JUDGES: dict[type, Callable[[Observation[Any]], Judgement]] = {
     WarmFacts: judge_warm_shutdown,
     RestartFacts: judge_broker_restart,
     CountdownFacts: judge_countdown,
+    ConsumerTimeoutFacts: judge_consumer_timeout,
 }
 """The judge of each scenario, by the type of its facts."""

@@ -205,6 +205,18 @@ class CountdownFacts:
 
 
 @dataclass(frozen=True)
+class ConsumerTimeoutFacts:
+    """A late-acknowledged task that runs longer than RabbitMQ's ``consumer_timeout``: the task, the
+    timeout and the task's length, and what the worker's log said (the channel closed by the broker)."""
+
+    task_id: str
+    timeout_seconds: float
+    task_seconds: float
+    channel_closed: bool = False
+    reconnected: bool = False
+
+
+@dataclass(frozen=True)
 class BrokerDown:
     """``send_task`` to a down broker (producer side, no worker): how it ended, under which policy."""
 

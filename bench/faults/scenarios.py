@@ -18,6 +18,7 @@ from bench.faults.injections import down_broker_url, kill_child, publish_error_t
 from bench.faults.observations import (
     BrokerDown,
     ChildFacts,
+    ConsumerTimeoutFacts,
     CountdownFacts,
     Inapplicable,
     KillFacts,
@@ -436,3 +437,85 @@ def _hold_countdown(run: Run, countdown: float) -> CountdownFacts:
     run.wait_past_visibility(run.wall())
     run.worker()
     return CountdownFacts(task_id, countdown)
+
+
+# -- 8. a late-acknowledged task longer than RabbitMQ's consumer_timeout ------------------------------------
+CONSUMER_TIMEOUT_SETTINGS = {
+    "consumer_timeout": defaults.CONSUMER_TIMEOUT_MS,
+    "channel_tick_interval": defaults.CONSUMER_TIMEOUT_TICK_MS,
+}
+"""What the scenario sets on the private node for its run; :data:`RABBIT_DEFAULTS` puts back after."""
+
+RABBIT_DEFAULTS = {"consumer_timeout": 1_800_000, "channel_tick_interval": 60_000}
+"""RabbitMQ 3.10's defaults of the same settings (30 min; a channel checks once a minute)."""
+
+CHANNEL_CLOSED = "PRECONDITION_FAILED"
+"""What a worker logs when RabbitMQ closes its channel on the timeout ("delivery acknowledgement on
+channel 1 timed out")."""
+
+
+def consumer_timeout(
+    broker: Broker | Target, pool: str, *, task_seconds: float = defaults.CONSUMER_TIMEOUT_TASK_SECONDS
+) -> Observation[ConsumerTimeoutFacts] | Inapplicable:
+    """A task with ``acks_late`` that runs longer than RabbitMQ's ``consumer_timeout``.
+
+    RabbitMQ's docs: a consumer that does not acknowledge a delivery within the timeout has its channel
+    closed with ``PRECONDITION_FAILED`` and the delivery is requeued. Celery's calling guide (ETA and
+    countdown) says the worker then terminates with a ``PreconditionFailed`` error. Settled when the
+    worker exited (or the task ran again); a replacement then runs what RabbitMQ requeued. The scenario
+    lowers the node's ``consumer_timeout`` and ``channel_tick_interval`` (``rabbitmqctl eval``, read by
+    new channels) and puts RabbitMQ's defaults back after.
+    """
+    timeout_s = defaults.CONSUMER_TIMEOUT_MS / 1000
+    return observe(broker, pool, Scenario(
+        name="acks_late task longer than consumer_timeout",
+        expected="the channel is closed (PRECONDITION_FAILED), the worker exits (calling guide) and the "
+        "delivery is requeued: it runs again on the next worker, lost 0",
+        settings=WorkerSettings(acks_late=True), settle_timeout=task_seconds + FAULT_SETTLE_TIMEOUT / 4,
+        prepare=_lower_consumer_timeout,
+        inject=lambda run: _outlive_timeout(run, task_seconds, timeout_s),
+        settle=lambda run, f: not run.workers[0].alive() or _all_runs_done(run, f.task_id, at_least=2),
+        aftermath=_timeout_fate,
+        applies=_needs_private_rabbitmq,
+    ))  # fmt: skip
+
+
+def _needs_private_rabbitmq(target: Target, _pool: str) -> str | None:
+    if target.kind != "rabbitmq":
+        return "RabbitMQ's consumer_timeout: Redis has no such timeout (its visibility_timeout: see the countdown row)"
+    return None if target.owned else "needs a private RabbitMQ node (the scenario lowers its consumer_timeout)"
+
+
+def _lower_consumer_timeout(run: Run) -> Callable[[], None]:
+    node = run.broker
+    node.set_env(CONSUMER_TIMEOUT_SETTINGS)  # type: ignore[attr-defined]
+    return lambda: node.set_env(RABBIT_DEFAULTS)  # type: ignore[attr-defined]
+
+
+def _outlive_timeout(run: Run, task_seconds: float, timeout_s: float) -> ConsumerTimeoutFacts:
+    task_id = run.enqueue(TASK_WORK, (run.run, task_seconds, TASK_SECONDS), count=1).ids[0]
+    wait_for(lambda: run.executions().starts.get(task_id), timeout=FAULT_SETTLE_TIMEOUT,
+             what=f"task {task_id} to start", interval=FAULT_AIM_POLL)  # fmt: skip
+    run.mark_fault()
+    return ConsumerTimeoutFacts(task_id, timeout_s, task_seconds)
+
+
+def _all_runs_done(run: Run, task_id: str, *, at_least: int) -> bool:
+    """``task_id`` started ``at_least`` times, and every start completed."""
+    executions = run.executions()
+    starts = executions.starts.get(task_id, 0)
+    return starts >= at_least and executions.done.get(task_id, 0) >= starts
+
+
+def _timeout_fate(run: Run, facts: ConsumerTimeoutFacts, settled: bool) -> ConsumerTimeoutFacts:
+    """Read what the worker logged; if it exited, start a replacement and let it run what RabbitMQ
+    requeued (bounded); let every started run finish."""
+    first = run.workers[0]
+    log = first.log()
+    closed = CHANNEL_CLOSED in log
+    reconnected = closed and "Connected to amqp://" in log.split(CHANNEL_CLOSED, 1)[-1]
+    if not first.alive():
+        run.worker()
+        _poll(lambda: _all_runs_done(run, facts.task_id, at_least=2), "the requeued task to run again")
+    _poll(lambda: _all_runs_done(run, facts.task_id, at_least=1), "every run of the task to complete")
+    return replace(facts, channel_closed=closed, reconnected=reconnected)

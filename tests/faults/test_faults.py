@@ -258,3 +258,20 @@ def test_countdown_beyond_redis_visibility_timeout_runs_once_on_rabbitmq(pool, f
     assert obs.starts(obs.facts.task_id) == 1, _note(obs)
     assert (obs.tally.lost, obs.tally.duplicated) == (0, 0)
     assert faults.judge(obs).verdict is Verdict.OK
+
+
+# -- 8 ---------------------------------------------------------------------------------------------------
+@pytest.mark.brokers("rabbitmq")
+def test_acks_late_task_longer_than_consumer_timeout_runs_again(pool, fault_broker, no_leaks):
+    """RabbitMQ closes the channel of a consumer that holds a delivery unacknowledged past
+    ``consumer_timeout`` and requeues it (its docs); Celery's calling guide says the worker terminates
+    with ``PreconditionFailed``. The node's timeout is lowered to 2 s (and its check to every 0.5 s)."""
+    if not fault_broker.owned:
+        pytest.skip("lowers consumer_timeout on a private RabbitMQ node (not --broker-url)")
+    obs = _check(faults.consumer_timeout(fault_broker, pool), no_leaks)
+    f = obs.facts
+    assert f.channel_closed, f"the broker never closed the channel: {_note(obs)}\n{obs.log_tail}"
+    assert not obs.worker_alive and obs.worker_exit == 1, f"the worker did not exit: {_note(obs)}"
+    assert obs.starts(f.task_id) == 2, _note(obs)
+    assert (obs.tally.lost, obs.tally.duplicated) == (0, 1), _note(obs)
+    assert faults.judge(obs).verdict is Verdict.OK
