@@ -146,6 +146,25 @@ timeout (60 s by default, which is why RabbitMQ's docs call values under a minut
 CONSUMER_TIMEOUT_TASK_SECONDS = 6.0
 """Length of the late-acknowledged task that outlives :data:`CONSUMER_TIMEOUT_MS`."""
 
+SHUTDOWN_TASK_SECONDS = 1.5
+"""Work of one task of the shutdown scenarios (shorter than :data:`SOFT_SHUTDOWN_TIMEOUT`, so a soft
+shutdown lets the running ones finish)."""
+
+SOFT_SHUTDOWN_TIMEOUT = 3.0
+"""``worker_soft_shutdown_timeout`` of the soft-shutdown scenarios (Celery's default 0 turns it off)."""
+
+SHUTDOWN_SLACK = 10.0
+"""Seconds a worker may take to exit beyond what its shutdown must wait for (the running task's rest for
+a warm shutdown, the soft timeout for a soft one, nothing for a cold one): closing the pool and the
+connection on a busy 2-core machine."""
+
+SHUTDOWN_EXIT_TIMEOUT = 45.0
+"""Seconds the shutdown scenarios wait for a signalled worker to exit before they kill it (and report it
+hung)."""
+
+SHUTDOWN_ETA_COUNTDOWN = 60.0
+"""Countdown of the ETA task a shutdown scenario leaves reserved (it must outlive the scenario)."""
+
 FAULT_ALIVE_PING = 2.0
 """Seconds a worker has to answer the ping that shows it survived a fault."""
 

@@ -59,6 +59,8 @@ from bench.faults.observations import (
     LoadFacts,
     Observation,
     RestartFacts,
+    ShutdownCase,
+    ShutdownFacts,
     WarmFacts,
     WorkerSettings,
 )
@@ -78,6 +80,7 @@ from bench.faults.scenarios import (
     warm_shutdown,
     worker_killed,
 )
+from bench.faults.shutdown import SHUTDOWN_CASES, shutdown
 from bench.ledger import ReliabilityRecord, Verdict
 
 __all__ = [
@@ -98,6 +101,9 @@ __all__ = [
     "QUICK_LOAD_TASKS",
     "REFUSED_WHILE_DOWN",
     "RestartFacts",
+    "SHUTDOWN_CASES",
+    "ShutdownCase",
+    "ShutdownFacts",
     "Run",
     "Scenario",
     "TASK_MARK",
@@ -132,6 +138,7 @@ __all__ = [
     "push_raw",
     "reliability_section",
     "restart_broker",
+    "shutdown",
     "unacked_ids",
     "warm_shutdown",
     "worker_env",

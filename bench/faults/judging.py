@@ -12,7 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.defaults import FAULT_PUBLISH_ERROR_BOUND, FAULT_SETTLE_TIMEOUT, FAULT_STALL_TIMEOUT
+from bench.defaults import (
+    FAULT_PUBLISH_ERROR_BOUND,
+    FAULT_SETTLE_TIMEOUT,
+    FAULT_STALL_TIMEOUT,
+    SHUTDOWN_EXIT_TIMEOUT,
+)
 from bench.faults.observations import (
     BrokerDown,
     ChildFacts,
@@ -24,12 +29,14 @@ from bench.faults.observations import (
     LoadFacts,
     Observation,
     RestartFacts,
+    ShutdownFacts,
     WarmFacts,
 )
 from bench.ledger import ReliabilityRecord, Tally, Verdict, not_applicable, record
 
 BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
 STALL_ISSUES = "celery#8990, celery#10205"
+NO_TERMINATE_JOB = "celery#10490: the pool has no terminate_job"
 
 
 @dataclass(frozen=True)
@@ -237,12 +244,79 @@ def judge_consumer_timeout(obs: Observation[ConsumerTimeoutFacts]) -> Judgement:
     starts = obs.starts(f.task_id)
     note = (
         f"task {f.task_seconds:g}s, consumer_timeout {f.timeout_seconds:g}s; body started {starts}x; "
-        + ("channel closed by the broker (PRECONDITION_FAILED)" if f.channel_closed else "channel never closed")
+        + (
+            "channel closed by the broker (PRECONDITION_FAILED)"
+            if f.channel_closed
+            else "channel never closed"
+        )
         + ("; the worker reconnected" if f.reconnected else "")
-        + ("" if obs.worker_alive else f"; the worker exited with {obs.worker_exit} (PreconditionFailed), "
-           "a replacement ran the requeued task")
+        + (
+            ""
+            if obs.worker_alive
+            else f"; the worker exited with {obs.worker_exit} (PreconditionFailed), "
+            "a replacement ran the requeued task"
+        )
     )
-    return Judgement.of(consumer_timeout_as_documented(starts, obs.tally, channel_closed=f.channel_closed), note)
+    return Judgement.of(
+        consumer_timeout_as_documented(starts, obs.tally, channel_closed=f.channel_closed), note
+    )
+
+
+# -- 9 ---------------------------------------------------------------------------------------------------
+def shutdown_problems(f: ShutdownFacts, ids: frozenset[str]) -> list[str]:
+    """What a shutdown did that its documented behaviour excludes (empty: as documented): not exiting, or
+    with another code, or slower than its bound; a loss other than a cancelled task acknowledged before
+    it completed (cold, without ``acks_late``); a completed task back in the broker (it would run
+    twice); a completed task whose result says FAILURE (celery#9505)."""
+    case, problems = f.case, []
+    bound = case.bound(f.task_seconds)
+    if f.hung:
+        problems.append(f"hung: still running {SHUTDOWN_EXIT_TIMEOUT:g}s after the signal, killed")
+    elif not case.cold and f.exit_code != 0:
+        problems.append(f"exit code {f.exit_code} after a warm shutdown")
+    if not f.hung and f.seconds > bound:
+        problems.append(f"took {f.seconds:.1f}s to exit, over its bound of {bound:g}s")
+    hit = f.interrupted | f.started_later
+    allowed = hit if case.cold and not case.acks_late else frozenset()
+    if stray := (ids - f.done_after - f.kept) - allowed:
+        problems.append(f"{len(stray)} lost that the shutdown should have put back")
+    if twice := (f.kept & f.done_after) - hit:
+        problems.append(f"{len(twice)} completed, not interrupted, yet back in the broker (would run twice)")
+    if f.started_later:
+        problems.append(f"{len(f.started_later)} tasks started after the signal")
+    if f.cancels and (finished := f.interrupted & f.done_after):
+        problems.append(
+            f"{len(finished)} running tasks finished instead of being cancelled ({NO_TERMINATE_JOB})"
+        )
+    if f.errors:
+        problems.append(f"interrupted tasks failed with {', '.join(sorted(f.errors))} ({NO_TERMINATE_JOB})")
+    if f.failure_marked:
+        problems.append(f"{len(f.failure_marked)} completed but marked FAILURE (celery#9505)")
+    return problems
+
+
+def judge_shutdown(obs: Observation[ShutdownFacts]) -> Judgement:
+    f = obs.facts
+    ids = frozenset(obs.ids)
+    lost = ids - f.done_after - f.kept
+    code = f"exit {f.exit_code}" + (
+        f" (the cold-shutdown handler sets {f.case.expected_exit})"
+        if f.exit_code != f.case.expected_exit
+        else ""
+    )
+    note = (
+        f"{code} after {f.seconds:.1f}s (bound {f.case.bound(f.task_seconds):g}s); "
+        f"{len(f.interrupted)} running at the signal, {len(f.done_after & f.interrupted)} of them finished; "
+        f"{len(f.kept)} back in the broker"
+        + (
+            f" ({len(f.held)} {'still in unacked' if obs.broker == 'redis' else 'redelivered'})"
+            if f.held
+            else ""
+        )
+        + f"; {len(lost)} lost"
+    )
+    problems = shutdown_problems(f, ids)
+    return Judgement.of(not problems, "; ".join([note, *problems]))
 
 
 JUDGES: dict[type, Callable[[Observation[Any]], Judgement]] = {
@@ -253,5 +327,6 @@ JUDGES: dict[type, Callable[[Observation[Any]], Judgement]] = {
     RestartFacts: judge_broker_restart,
     CountdownFacts: judge_countdown,
     ConsumerTimeoutFacts: judge_consumer_timeout,
+    ShutdownFacts: judge_shutdown,
 }
 """The judge of each scenario, by the type of its facts."""

@@ -117,7 +117,7 @@ class Run:
         env = {**worker_env(acks_late=s.acks_late, reject_on_worker_lost=s.reject_on_worker_lost,
                             visibility_timeout=self.visibility_timeout), **dict(s.env)}  # fmt: skip
         worker = Worker(self.broker.url, pool=self.pool, queues=(self.queue,), env=env, loglevel=s.loglevel,
-                        backend_url=self.target.backend_url)  # fmt: skip
+                        backend_url=self.target.backend_url, settings=dict(s.celery))  # fmt: skip
         self.workers.append(worker)
         worker.start(wait=wait)
         self.remember(worker)
