@@ -283,7 +283,7 @@ def shutdown_problems(f: ShutdownFacts, ids: frozenset[str]) -> list[str]:
     if twice := (f.kept & f.done_after) - hit:
         problems.append(f"{len(twice)} completed, not interrupted, yet back in the broker (would run twice)")
     if f.started_later:
-        problems.append(f"{len(f.started_later)} tasks started after the signal")
+        problems.append(f"{len(f.started_later)} tasks started after the signal (celery#10180)")
     if f.cancels and (finished := f.interrupted & f.done_after):
         problems.append(
             f"{len(finished)} running tasks finished instead of being cancelled ({NO_TERMINATE_JOB})"
