@@ -748,10 +748,12 @@ def _cleanup_external(conn: redis.Redis, queue: str, run_id: str) -> None:
 
 
 def _reliability(options: Options, note: Callable[[str], None]) -> tuple[Any, ...]:
-    """The reliability section (``bench.faults``): fault scenarios with loss accounting, per pool."""
+    """The reliability section (``bench.faults``): fault scenarios with loss accounting, per broker and
+    pool (the run's ``brokers`` if it has them, else the kind of ``--broker-url`` or every kind here)."""
     records = reliability_section(
-        list(options.pools), broker_url=options.broker_url, quick=options.quick, progress=note
-    )
+        list(options.pools), broker_url=options.broker_url, quick=options.quick, progress=note,
+        brokers=getattr(options, "brokers", None),
+    )  # fmt: skip
     return tuple(records)
 
 

@@ -24,11 +24,13 @@ hold): the workers get it through ``TASKS_VISIBILITY_TIMEOUT`` (``broker_transpo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from bench import pools
-from bench.broker import Broker, from_option
+from bench import brokers as broker_kinds
+from bench import defaults, pools
+from bench.broker import from_option, private_redis
 from bench.faults.injections import (
     PublishFailure,
     down_broker_url,
@@ -136,7 +138,9 @@ __all__ = [
     "protocol2_message",
     "publish_error_time",
     "push_raw",
+    "fault_target",
     "reliability_section",
+    "section_brokers",
     "restart_broker",
     "shutdown",
     "unacked_ids",
@@ -154,12 +158,16 @@ def reliability_section(
     broker_url: str | None,
     quick: bool,
     progress: Callable[[str], None],
+    brokers: Sequence[str] | None = None,
 ) -> list[ReliabilityRecord]:
-    """Run the fault scenarios on each pool; one record per scenario and pool (see docs/reliability.md).
+    """Run the fault scenarios on each broker kind and pool; one record per scenario, pool and broker
+    (each carries its ``broker``; see docs/reliability.md).
 
-    ``broker_url`` None: a private Redis with append-only persistence (the restart scenario needs it).
-    ``quick``: the load scenario with :data:`QUICK_LOAD_TASKS`, the child and worker kills with the
-    at-least-once settings only, and the broker-down timing; the rest is skipped.
+    ``brokers``: the kinds (``redis``, ``rabbitmq``); None: the kind of ``broker_url`` if given, else every
+    kind this machine can start. ``broker_url`` None: private brokers (a Redis with append-only
+    persistence, which the restart scenario needs; a RabbitMQ node beside a private Redis for the ledger
+    and results). ``quick``: the load scenario with :data:`QUICK_LOAD_TASKS`, the child and worker kills
+    with the at-least-once settings only, two shutdown cases and the broker-down timing; the rest is skipped.
     """
     if not pools_:
         raise ValueError("reliability_section needs at least one pool; pass e.g. ['solo']")
@@ -168,42 +176,89 @@ def reliability_section(
         if not info.available:
             raise ValueError(f"pool {name!r} is unavailable here: {info.reason}")
     records: list[ReliabilityRecord] = []
-    with from_option(broker_url, appendonly=True) as broker:
-        for pool in pools_:
-            records.extend(_pool_scenarios(broker, pool, quick=quick, progress=progress))
-        progress("reliability: broker down at enqueue")
-        records.extend(judge(o) for o in broker_down(broker, with_results=not quick))
+    for kind in section_brokers(brokers, broker_url):
+        with fault_target(kind, broker_url) as target:
+            for pool in pools_:
+                records.extend(_pool_scenarios(target, pool, quick=quick, progress=progress))
+            progress(f"reliability [{kind}]: broker down at enqueue")
+            records.extend(judge(o) for o in broker_down(target, with_results=not quick))
     return records
 
 
+def section_brokers(requested: Sequence[str] | None, broker_url: str | None) -> list[str]:
+    """The broker kinds of the section: ``requested`` (each one this machine can start, or the kind of
+    ``broker_url``), else ``broker_url``'s kind, else every kind available here."""
+    if requested is None:
+        if broker_url:
+            return [broker_kinds.kind_of_url(broker_url)]
+        return [k for k in broker_kinds.KINDS if broker_kinds.support(k).available]
+    chosen = list(dict.fromkeys(requested))
+    for kind in chosen:
+        if broker_url and broker_kinds.kind_of_url(broker_url) == kind:
+            continue
+        info = broker_kinds.support(kind)  # ValueError for an unknown kind
+        if not info.available:
+            raise ValueError(f"broker {kind!r} is unavailable here: {info.reason}")
+    return chosen
+
+
+@contextmanager
+def fault_target(kind: str, broker_url: str | None) -> Iterator[Target]:
+    """The section's broker of ``kind`` with its store: ``broker_url`` if it is of that kind, else a private
+    one (Redis: append-only, its own store; RabbitMQ: a node, and a private Redis for ledger and results)."""
+    url = broker_url if broker_url and broker_kinds.kind_of_url(broker_url) == kind else None
+    if kind == "redis":
+        with from_option(url, appendonly=True) as redis_broker:
+            yield Target(redis_broker, redis_broker)
+        return
+    node = broker_kinds.external(url) if url else broker_kinds.private(kind)
+    with private_redis() as store:
+        node.start()
+        try:
+            yield Target(node, store)  # type: ignore[arg-type]
+        finally:
+            node.stop()
+
+
 def _pool_scenarios(
-    broker: Broker, pool: str, *, quick: bool, progress: Callable[[str], None]
+    target: Target, pool: str, *, quick: bool, progress: Callable[[str], None]
 ) -> Iterator[ReliabilityRecord]:
     count = QUICK_LOAD_TASKS if quick else LOAD_TASKS
     steps: list[tuple[str, Callable[[], Any]]] = [
-        (f"no faults, {count:,} tasks", lambda: no_faults(broker, pool, count=count)),
-        ("child killed (acks_late)", lambda: child_killed(broker, pool, acks_late=True)),
-        ("worker killed (acks_late)", lambda: worker_killed(broker, pool, acks_late=True)),
+        (f"no faults, {count:,} tasks", lambda: no_faults(target, pool, count=count)),
+        ("child killed (acks_late)", lambda: child_killed(target, pool, acks_late=True)),
+        ("worker killed (acks_late)", lambda: worker_killed(target, pool, acks_late=True)),
     ]
     if not quick:
         steps += [
-            ("child killed (defaults)", lambda: child_killed(broker, pool, acks_late=False)),
-            ("worker killed (defaults)", lambda: worker_killed(broker, pool, acks_late=False)),
-            ("warm shutdown", lambda: warm_shutdown(broker, pool)),
-            ("broker restart", lambda: broker_restart(broker, pool)),
-            ("countdown redelivery", lambda: countdown_redelivery(broker, pool)),
+            ("child killed (defaults)", lambda: child_killed(target, pool, acks_late=False)),
+            ("worker killed (defaults)", lambda: worker_killed(target, pool, acks_late=False)),
+            ("warm shutdown", lambda: warm_shutdown(target, pool)),
+            ("broker restart", lambda: broker_restart(target, pool)),
+            ("countdown redelivery", lambda: countdown_redelivery(target, pool)),
+            ("consumer timeout", lambda: consumer_timeout(target, pool)),
         ]
+    cases = SHUTDOWN_CASES if not quick else [c for c in SHUTDOWN_CASES if c.label in QUICK_SHUTDOWN_CASES]
+    steps += [(f"shutdown: {c.label}", lambda c=c: shutdown(target, pool, c)) for c in cases]
     for label, step in steps:
-        progress(f"reliability [{pool}]: {label}")
+        progress(f"reliability [{target.kind}/{pool}]: {label}")
         yield judge(step())
 
 
+QUICK_SHUTDOWN_CASES = ("TERM, running", f"TERM as QUIT, soft {defaults.SOFT_SHUTDOWN_TIMEOUT:g}s, running")
+"""The shutdown cases a ``--quick`` section runs (the warm one and the soft one)."""
+
+
 def print_table(
-    *, quick: bool = True, pools_: list[str] | None = None, broker_url: str | None = None
+    *,
+    quick: bool = True,
+    pools_: list[str] | None = None,
+    broker_url: str | None = None,
+    brokers: Sequence[str] | None = None,
 ) -> None:
     """Run the reliability section and print its table (the command in docs/reliability.md)."""
     from bench.report import reliability_table  # report imports scenarios, which imports this package
 
     chosen = pools.select(pools_)
-    records = reliability_section(chosen, broker_url=broker_url, quick=quick, progress=print)
+    records = reliability_section(chosen, broker_url=broker_url, quick=quick, progress=print, brokers=brokers)
     print(reliability_table(records))
