@@ -82,7 +82,7 @@ from bench.faults.scenarios import (
     warm_shutdown,
     worker_killed,
 )
-from bench.faults.shutdown import SHUTDOWN_CASES, shutdown
+from bench.faults.shutdown import SHUTDOWN_CASES, shutdown, shutdown_settings
 from bench.ledger import ReliabilityRecord, Verdict
 
 __all__ = [
@@ -143,6 +143,7 @@ __all__ = [
     "section_brokers",
     "restart_broker",
     "shutdown",
+    "shutdown_settings",
     "unacked_ids",
     "warm_shutdown",
     "worker_env",
