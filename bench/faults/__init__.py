@@ -49,7 +49,13 @@ from bench.faults.judging import (
     worker_killed_as_documented,
 )
 from bench.faults.kombu_redis import unacked_ids
-from bench.faults.messages import json_task_message, pickle_task_message, protocol2_message, push_raw
+from bench.faults.messages import (
+    json_task_message,
+    pickle_task_message,
+    protocol2_message,
+    push_raw,
+    queue_length,
+)
 from bench.faults.observations import (
     BrokerDown,
     ChildFacts,
@@ -138,6 +144,7 @@ __all__ = [
     "protocol2_message",
     "publish_error_time",
     "push_raw",
+    "queue_length",
     "fault_target",
     "reliability_section",
     "section_brokers",
