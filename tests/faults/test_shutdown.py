@@ -29,6 +29,11 @@ STARTS_AFTER_SIGNAL = (
     "had prefetched instead of leaving them to the broker"
 )
 CELERY_9505 = "celery#9505: a task that completed during a cold (soft) shutdown is marked FAILURE"
+THREADS_COLD_HANG = (
+    "threads pool, cold shutdown (intermittent here on RabbitMQ, 2 of 8 cold cases in one run): the worker "
+    "logs 'Cold shutdown (MainProcess)' and never exits; no exact upstream issue found, related to "
+    "celery#10490 (the threads pool cannot cancel what runs)"
+)
 
 
 def _case_id(case: faults.ShutdownCase) -> str:
@@ -44,6 +49,9 @@ def test_shutdown(pool, fault_broker, no_leaks, case):
     why = f"{row.verdict}: {row.note}\n{observed.log_tail}"
     ids = frozenset(observed.ids)
     lost, hit = ids - f.done_after - f.kept, f.interrupted | f.started_later
+    if f.hung and pool == "threads" and case.cold:  # the known symptom, positively
+        assert "Cold shutdown" in observed.log_tail and f.exit_code == -9, why
+        pytest.xfail(THREADS_COLD_HANG)
     assert not f.hung, why
     assert f.seconds <= case.bound(f.task_seconds), why
     if not case.cold:
