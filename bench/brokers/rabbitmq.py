@@ -229,7 +229,9 @@ class RabbitMQ(PrivateServer):
             timeout=defaults.RABBITMQCTL_TIMEOUT, check=False,
         )  # fmt: skip
         if done.returncode != 0:
-            raise BrokerError(f"rabbitmqctl {args[0]} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+            raise BrokerError(
+                f"rabbitmqctl {args[0]} failed ({done.returncode}): {done.stderr.strip()[-500:]}"
+            )
         return done.stdout
 
     def set_env(self, settings: Mapping[str, int]) -> None:

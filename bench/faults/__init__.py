@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from bench import brokers as broker_kinds
@@ -247,7 +248,7 @@ def _pool_scenarios(
             ("consumer timeout", lambda: consumer_timeout(target, pool)),
         ]
     cases = SHUTDOWN_CASES if not quick else [c for c in SHUTDOWN_CASES if c.label in QUICK_SHUTDOWN_CASES]
-    steps += [(f"shutdown: {c.label}", lambda c=c: shutdown(target, pool, c)) for c in cases]
+    steps += [(f"shutdown: {c.label}", partial(shutdown, target, pool, c)) for c in cases]
     for label, step in steps:
         progress(f"reliability [{target.kind}/{pool}]: {label}")
         yield judge(step())

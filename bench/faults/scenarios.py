@@ -482,7 +482,7 @@ def consumer_timeout(
 
 def _needs_private_rabbitmq(target: Target, _pool: str) -> str | None:
     if target.kind != "rabbitmq":
-        return "RabbitMQ's consumer_timeout: Redis has no such timeout (its visibility_timeout: see the countdown row)"
+        return "RabbitMQ's consumer_timeout: Redis has none (its visibility_timeout: see the countdown row)"
     return (
         None if target.owned else "needs a private RabbitMQ node (the scenario lowers its consumer_timeout)"
     )

@@ -288,8 +288,9 @@ def test_shutdown_case_bounds_and_exit_codes():
     assert not dataclasses.replace(idle_soft, soft_on_idle=False).soft_waits
     assert faults.shutdown_settings(soft).env == (("REMAP_SIGTERM", "SIGQUIT"),)
     assert dict(faults.shutdown_settings(idle_soft).celery) == {
-        "worker_soft_shutdown_timeout": defaults.SOFT_SHUTDOWN_TIMEOUT, "worker_enable_soft_shutdown_on_idle": True,
-    }  # fmt: skip
+        "worker_soft_shutdown_timeout": defaults.SOFT_SHUTDOWN_TIMEOUT,
+        "worker_enable_soft_shutdown_on_idle": True,
+    }
 
 
 def _shutdown(case, **fields):
@@ -310,8 +311,12 @@ def test_shutdown_problems():
     assert any("lost" in p for p in shutdown_problems(_shutdown(warm, kept=frozenset("c")), ids))
     twice = _shutdown(warm, kept=frozenset("acd"))  # a completed before the signal and is back
     assert any("would run twice" in p for p in shutdown_problems(twice, ids))
-    assert any("celery#10180" in p for p in shutdown_problems(_shutdown(warm, started_after=frozenset("abc")), ids))
-    assert any("celery#9505" in p for p in shutdown_problems(_shutdown(warm, failure_marked=frozenset("b")), ids))
+    assert any(
+        "celery#10180" in p for p in shutdown_problems(_shutdown(warm, started_after=frozenset("abc")), ids)
+    )
+    assert any(
+        "celery#9505" in p for p in shutdown_problems(_shutdown(warm, failure_marked=frozenset("b")), ids)
+    )
     cold = _case("QUIT, running")  # b running at the signal, cancelled: lost without acks_late
     assert shutdown_problems(_shutdown(cold, done_after=frozenset("a")), ids) == []
     finished = shutdown_problems(_shutdown(cold), ids)  # b ran to the end instead of being cancelled
