@@ -207,9 +207,11 @@ def test_broker_restart_loses_no_acknowledged_publish(pool, restart_run):
 
 # -- 6 ---------------------------------------------------------------------------------------------------
 @pytest.mark.pools("solo")  # producer-side: no worker involved, one run is enough
-def test_broker_down_at_enqueue_raises_operational_error_bounded(pool, fault_broker):
-    default, no_retry = faults.broker_down(fault_broker)
-    for down in (default, no_retry):
+def test_broker_down_at_enqueue_raises_operational_error_bounded(pool, broker_kind, fault_broker):
+    default, no_retry, *confirmed = faults.broker_down(fault_broker)
+    # RabbitMQ adds a row with publisher confirms (confirm_publish): the same error, the same bound.
+    assert [d.label for d in confirmed] == (["publisher confirms"] if broker_kind == "rabbitmq" else [])
+    for down in (default, no_retry, *confirmed):
         failure = down.failure
         assert not failure.hung, f"send_task hung for {failure.seconds:.1f}s with retry={failure.retry}"
         assert failure.error and failure.error.startswith("OperationalError"), failure.error
