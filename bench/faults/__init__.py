@@ -1,4 +1,4 @@
-"""Fault injection with loss accounting, per pool.
+"""Fault injection with loss accounting, per broker and pool.
 
 Small injections over broker and worker handles (:func:`kill_child`, :func:`kill_worker`,
 :func:`warm_stop`, :func:`restart_broker`, :func:`publish_error_time`, :func:`push_raw`), and the
@@ -20,6 +20,11 @@ hold): the workers get it through ``TASKS_VISIBILITY_TIMEOUT`` (``broker_transpo
 ``result_backend_transport_options`` in ``tasks/celery_config.py``), the client app here through
 :func:`client_app`. A warm shutdown puts the unacknowledged messages back at once
 (``restore_at_shutdown``); a killed worker leaves them for the next ``restore_visible`` sweep.
+
+RabbitMQ has no visibility timeout: a channel holds what it was delivered until it acknowledges, and
+the broker puts it back when the channel closes (a killed or stopped worker, a closed connection), or
+closes the channel itself past ``consumer_timeout``. The scenarios take a :class:`Target` (the broker
+plus a Redis store for the ledger and results) and read the AMQP queue where they read Redis's keys.
 """
 
 from __future__ import annotations
