@@ -111,9 +111,14 @@ def publish_error_time(
 
     The app has Celery's defaults (the seed's broker and Redis result backend, JSON): the default
     ``task_publish_retry_policy`` and ``broker_connection_timeout``. ``results``: the task stores its
-    result (the seed's ``add``), so the client subscribes to it before publishing.
+    result (the seed's ``add``), so the client subscribes to it before publishing. ``backend_url``: the
+    result backend when it is not the broker (a Redis beside a RabbitMQ). ``confirm``: publisher
+    confirms (py-amqp's ``confirm_publish`` transport option: each publish waits for the broker's ack).
     """
-    app = bench_client.client_app(broker_url, name="bench-down")
+    settings: dict[str, Any] = {"broker_transport_options": {"confirm_publish": True}} if confirm else {}
+    app = bench_client.client_app(broker_url, name="bench-down", backend=backend_url is None, **settings)
+    if backend_url is not None:
+        app.conf.result_backend = app.backend_cls = backend_url
     box: dict[str, Any] = {}
 
     def publish() -> None:
