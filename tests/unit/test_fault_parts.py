@@ -333,3 +333,10 @@ def test_section_brokers():
     assert faults.section_brokers(None, None) == [k for k in brokers.KINDS if brokers.support(k).available]
     with pytest.raises(ValueError, match="unknown broker"):
         faults.section_brokers(["kafka"], None)
+
+
+def test_the_quick_section_runs_known_shutdown_cases():
+    from bench.faults import QUICK_SHUTDOWN_CASES
+
+    labels = [c.label for c in faults.SHUTDOWN_CASES]
+    assert set(QUICK_SHUTDOWN_CASES) <= set(labels) and len(set(labels)) == len(labels)
