@@ -112,6 +112,7 @@ def test_wrong_argument_count_is_caught_before_sending_by_delay(app):
         add.delay(1)
 
 
+@pytest.mark.brokers("redis")  # two private Redis servers of its own: the session's broker kind is not used
 def test_two_harness_runs_do_not_see_each_others_tasks_or_results(pool, no_leaks, redis_server):
     with private_redis() as first, private_redis() as second:
         with Worker(first.url, pool=pool) as one, Worker(second.url, pool=pool) as two:
