@@ -9,7 +9,7 @@ the observations' typed fields, never on a note).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.defaults import (
@@ -41,14 +41,16 @@ NO_TERMINATE_JOB = "celery#10490: the pool has no terminate_job"
 
 @dataclass(frozen=True)
 class Judgement:
-    """A scenario's verdict and the sentence that explains it."""
+    """A scenario's verdict and the sentence that explains it; ``tally`` replaces the observation's
+    when the scenario counts differently (a shutdown: what is back in the broker is not lost)."""
 
     verdict: Verdict
     note: str
+    tally: Tally | None = None
 
     @classmethod
-    def of(cls, ok: bool, note: str) -> Judgement:
-        return cls(Verdict.OK if ok else Verdict.DEVIATION, note)
+    def of(cls, ok: bool, note: str, tally: Tally | None = None) -> Judgement:
+        return cls(Verdict.OK if ok else Verdict.DEVIATION, note, tally)
 
 
 def judge(observed: Observation[Any] | Inapplicable | BrokerDown) -> ReliabilityRecord:
@@ -62,7 +64,7 @@ def judge(observed: Observation[Any] | Inapplicable | BrokerDown) -> Reliability
         return judge_broker_down(observed)
     judgement = JUDGES[type(observed.facts)](observed)
     return record(
-        observed.tally, pool=observed.pool, scenario=observed.scenario,
+        judgement.tally or observed.tally, pool=observed.pool, scenario=observed.scenario,
         recovery_seconds=observed.recovery_seconds, expected=observed.expected,
         ok=judgement.verdict is Verdict.OK, note=judgement.note, broker=observed.broker,
     )  # fmt: skip
@@ -316,7 +318,9 @@ def judge_shutdown(obs: Observation[ShutdownFacts]) -> Judgement:
         + f"; {len(lost)} lost"
     )
     problems = shutdown_problems(f, ids)
-    return Judgement.of(not problems, "; ".join([note, *problems]))
+    # Lost here: neither completed nor back in the broker (what is back runs on the next worker).
+    tally = replace(obs.tally, lost=len(lost), lost_ids=tuple(sorted(lost))[:5])
+    return Judgement.of(not problems, "; ".join([note, *problems]), tally)
 
 
 JUDGES: dict[type, Callable[[Observation[Any]], Judgement]] = {

@@ -59,8 +59,9 @@ SHUTDOWN_CASES = (
 )
 """The signal sequences x task states the shutdown scenarios run (names are the table's rows)."""
 
-SHUTDOWN_LOGGED = ("Warm shutdown", "Cold shutdown")
-"""What a worker prints when a shutdown signal reached it (``worker: Warm shutdown (MainProcess)``)."""
+SHUTDOWN_LOGGED = ("Warm shutdown", "Cold shutdown", "Hitting Ctrl+C again will terminate")
+"""What a worker prints when a shutdown signal reached it: ``worker: Warm shutdown (MainProcess)``, or
+the cold handler's first line (its ``Cold shutdown`` line comes after a soft wait)."""
 
 
 def shutdown_settings(case: ShutdownCase) -> WorkerSettings:
@@ -105,13 +106,11 @@ def _signal(run: Run, case: ShutdownCase, task_seconds: float) -> ShutdownFacts:
     run.remember(worker)
     began = run.mark_fault()
     at_signal = None
-    for n, name in enumerate(case.signals):
-        if n:  # the next signal once the worker logged the previous one
-            wait_for(lambda: any(s in worker.log() for s in SHUTDOWN_LOGGED), timeout=FAULT_SETTLE_TIMEOUT,
-                     what="the worker to log its shutdown", interval=FAULT_AIM_POLL)  # fmt: skip
+    for name in case.signals:
         if worker.alive():
             os.kill(worker.pid, getattr(signal, name))
-        at_signal = at_signal or run.executions()  # read just after the first signal went
+        _until_logged(worker)  # the handler ran: what started by now started before the shutdown
+        at_signal = at_signal or run.executions()
     hung = not _exited(worker)
     seconds = run.clock() - began
     if hung:
@@ -155,6 +154,14 @@ def _bring_to(run: Run, state: str, task_seconds: float) -> None:
         received = f"[{task_id}] received"
         wait_for(lambda: received in run.workers[0].log(), timeout=FAULT_SETTLE_TIMEOUT,
                  what="the worker to hold the ETA task", interval=FAULT_POLL)  # fmt: skip
+
+
+def _until_logged(worker) -> None:  # type: ignore[no-untyped-def]
+    """Until the worker logged a shutdown line (or exited)."""
+    wait_for(
+        lambda: not worker.alive() or any(s in worker.log() for s in SHUTDOWN_LOGGED),
+        timeout=FAULT_SETTLE_TIMEOUT, what="the worker to log its shutdown", interval=FAULT_AIM_POLL,
+    )  # fmt: skip
 
 
 def _exited(worker) -> bool:  # type: ignore[no-untyped-def]

@@ -340,3 +340,12 @@ def test_the_quick_section_runs_known_shutdown_cases():
 
     labels = [c.label for c in faults.SHUTDOWN_CASES]
     assert set(QUICK_SHUTDOWN_CASES) <= set(labels) and len(set(labels)) == len(labels)
+
+
+def test_a_shutdown_row_counts_what_is_back_in_the_broker_as_not_lost():
+    warm = _case("TERM, running")
+    facts = _shutdown(warm)  # a and b completed, c and d back in the broker
+    obs = _observation(facts, ids="abcd", starts={"a": 1, "b": 1}, done={"a": 1, "b": 1})
+    assert obs.tally.lost == 2  # the ledger alone: c and d never ran
+    row = faults.judge(obs)
+    assert (row.lost, row.verdict) == (0, faults.Verdict.OK) and "2 back in the broker" in row.note
