@@ -10,12 +10,16 @@ cut off), marked ``redelivered``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import amqp
 import kombu
 
 from bench import defaults
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class AmqpQueues:
             self._conn.connect()
         return self._conn
 
-    def _call(self, action):  # type: ignore[no-untyped-def]
+    def _call(self, action: Callable[[amqp.Channel], T]) -> T:
         for attempt in (1, 2):
             try:
                 channel = self._connection().channel()
@@ -73,7 +77,7 @@ class AmqpQueues:
                 return QueueState(0, 0)
             return QueueState(int(ready), int(consumers))
 
-        return self._call(declare)  # type: ignore[no-any-return]
+        return self._call(declare)
 
     def peek(self, queue: str) -> Peeked:
         """Every task id in ``queue``, taken unacknowledged and put back when the channel closes (call
@@ -91,7 +95,7 @@ class AmqpQueues:
                 pass
             return Peeked(frozenset(fresh), frozenset(again))
 
-        return self._call(take)  # type: ignore[no-any-return]
+        return self._call(take)
 
     def delete(self, queue: str) -> None:
         """Delete ``queue`` and the direct exchange of the same name Celery declared for it."""

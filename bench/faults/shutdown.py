@@ -29,6 +29,7 @@ from bench.faults.observations import Inapplicable, Observation, ShutdownCase, S
 from bench.faults.producer import TASK_MARK, TASK_WORK
 from bench.faults.run import Run, Scenario, Target, observe
 from bench.procs import is_windows, wait_for
+from bench.worker import Worker
 
 SHUTDOWN_TASKS = 6
 """Tasks of a ``running`` case: some run at the signal, the rest are reserved or queued."""
@@ -156,7 +157,7 @@ def _bring_to(run: Run, state: str, task_seconds: float) -> None:
                  what="the worker to hold the ETA task", interval=FAULT_POLL)  # fmt: skip
 
 
-def _until_logged(worker) -> None:  # type: ignore[no-untyped-def]
+def _until_logged(worker: Worker) -> None:
     """Until the worker logged a shutdown line (or exited)."""
     wait_for(
         lambda: not worker.alive() or any(s in worker.log() for s in SHUTDOWN_LOGGED),
@@ -164,7 +165,7 @@ def _until_logged(worker) -> None:  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
-def _exited(worker) -> bool:  # type: ignore[no-untyped-def]
+def _exited(worker: Worker) -> bool:
     try:
         wait_for(lambda: not worker.alive(), timeout=defaults.SHUTDOWN_EXIT_TIMEOUT,
                  what="the worker to exit", interval=FAULT_AIM_POLL)  # fmt: skip
