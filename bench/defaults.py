@@ -26,6 +26,10 @@ message store) before its whole process tree is killed."""
 EPMD_START_TIMEOUT = 10.0
 """Seconds the private ``epmd`` (Erlang port mapper) of a RabbitMQ node has to accept connections."""
 
+RABBITMQCTL_TIMEOUT = 60.0
+"""Seconds one ``rabbitmqctl`` command against a private node may take (it boots an Erlang VM of its own:
+a second or two here, several on a loaded machine)."""
+
 AMQP_CONNECT_TIMEOUT = 1.0
 """Seconds one AMQP connection attempt of the readiness poll may take (the poll retries)."""
 
@@ -130,6 +134,36 @@ coarser poll would miss the window in which one is running)."""
 FAULT_CLOCK_SLACK = 5.0
 """Seconds beyond the visibility timeout a scenario waits for the wall clock to pass it (the wait
 itself only polls ``time.time``)."""
+
+CONSUMER_TIMEOUT_MS = 2000
+"""RabbitMQ's ``consumer_timeout`` (ms) the consumer-timeout scenario sets on its private node (30 min by
+default); its task runs :data:`CONSUMER_TIMEOUT_TASK_SECONDS`, longer."""
+
+CONSUMER_TIMEOUT_TICK_MS = 500
+"""RabbitMQ's ``channel_tick_interval`` (ms) during that scenario: how often a channel checks the
+timeout (60 s by default, which is why RabbitMQ's docs call values under a minute unsupported)."""
+
+CONSUMER_TIMEOUT_TASK_SECONDS = 6.0
+"""Length of the late-acknowledged task that outlives :data:`CONSUMER_TIMEOUT_MS`."""
+
+SHUTDOWN_TASK_SECONDS = 1.5
+"""Work of one task of the shutdown scenarios (shorter than :data:`SOFT_SHUTDOWN_TIMEOUT`, so a soft
+shutdown lets the running ones finish)."""
+
+SOFT_SHUTDOWN_TIMEOUT = 3.0
+"""``worker_soft_shutdown_timeout`` of the soft-shutdown scenarios (Celery's default 0 turns it off)."""
+
+SHUTDOWN_SLACK = 10.0
+"""Seconds a worker may take to exit beyond what its shutdown must wait for (the running task's rest for
+a warm shutdown, the soft timeout for a soft one, nothing for a cold one): closing the pool and the
+connection on a busy 2-core machine."""
+
+SHUTDOWN_EXIT_TIMEOUT = 45.0
+"""Seconds the shutdown scenarios wait for a signalled worker to exit before they kill it (and report it
+hung)."""
+
+SHUTDOWN_ETA_COUNTDOWN = 60.0
+"""Countdown of the ETA task a shutdown scenario leaves reserved (it must outlive the scenario)."""
 
 FAULT_ALIVE_PING = 2.0
 """Seconds a worker has to answer the ping that shows it survived a fault."""

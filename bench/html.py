@@ -283,27 +283,55 @@ def reliability_section(records: Sequence[Any] | None) -> str:
     if records is None:
         return ""
     dicts = [report.record_dict(r) for r in records]
+    kinds = report.record_brokers(dicts)
+    if len(kinds) > 1:
+        body = _paired_reliability(dicts, kinds)
+    else:
+        body = _reliability_rows(dicts)
+    counts = _verdict_counts(dicts)
+    return (
+        '<section id="reliability"><h2>Reliability: what survives a crash, per broker and pool</h2>'
+        '<p class="about">Every task counted in a ledger of its own while one fault at a time is injected; '
+        "the verdict compares the outcome with what Celery's docs promise.</p>"
+        f'<p class="verdicts">{counts}</p><div class="tables">{body}</div></section>'
+    )
+
+
+def _reliability_rows(dicts: Sequence[Mapping[str, Any]]) -> str:
+    """One broker: a row per record, every count a column."""
     fields = [f for f in RELIABILITY_HEADERS if any(f in d for d in dicts)]
     fields += list(
-        dict.fromkeys(k for d in dicts for k in d if k not in fields and k not in report.PROSE_FIELDS)
+        dict.fromkeys(
+            k for d in dicts for k in d if k not in fields and k not in report.PROSE_FIELDS and k != "broker"
+        )
     )
     rows = []
     for d in dicts:
         notes = [n for n in (d.get("note"), f"expected: {d['expected']}" if d.get("expected") else "") if n]
         cells = [_reliability_cell(f, d.get(f)) for f in fields]
         rows.append(Row(cells, notes, css=f"verdict-row-{_verdict_slug(d.get('verdict', ''))}"))
-    body = (
-        table("reliability-table", [RELIABILITY_HEADERS.get(f, f) for f in fields], rows)
-        if rows
-        else "<p>(no records)</p>"
-    )
-    counts = _verdict_counts(dicts)
-    return (
-        '<section id="reliability"><h2>Reliability: what survives a crash, per pool</h2>'
-        '<p class="about">Every task counted in a ledger of its own while one fault at a time is injected; '
-        "the verdict compares the outcome with what Celery's docs promise.</p>"
-        f'<p class="verdicts">{counts}</p><div class="tables">{body}</div></section>'
-    )
+    if not rows:
+        return "<p>(no records)</p>"
+    return table("reliability-table", [RELIABILITY_HEADERS.get(f, f) for f in fields], rows)
+
+
+def _paired_reliability(dicts: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> str:
+    """Several brokers side by side: a row per pool and scenario, a verdict-coloured column per broker;
+    each broker's note and expectation under the row."""
+    rows = []
+    for pool, scenario, by in report.paired_rows(dicts, kinds):
+        cells = [Cell(pool), Cell(scenario)]
+        notes = []
+        for kind in kinds:
+            d = by.get(kind)
+            verdict = _verdict_slug(d.get("verdict", "")) if d else ""
+            cells.append(Cell(report.pair_cell(d), css=f"verdict verdict-{verdict}" if d else ""))
+            if d and (d.get("note") or d.get("expected")):
+                expected = f" (expected: {d['expected']})" if d.get("expected") else ""
+                notes.append(f"{kind}: {d.get('note') or ''}{expected}")
+        worst = "deviation" if any(d.get("verdict") == "deviation" for d in by.values()) else "ok"
+        rows.append(Row(cells, notes, css=f"verdict-row-{worst}"))
+    return table("reliability-table", ["pool", "scenario", *kinds], rows)
 
 
 def _verdict_counts(dicts: Iterable[Mapping[str, Any]]) -> str:

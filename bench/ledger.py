@@ -64,6 +64,8 @@ class ReliabilityRecord:
     expected: str
     verdict: Verdict
     note: str
+    broker: str = "redis"
+    """The broker kind the scenario ran on (``redis``, ``rabbitmq``); ``any`` for none in particular."""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -178,6 +180,7 @@ def record(
     expected: str,
     ok: bool,
     note: str = "",
+    broker: str = "redis",
 ) -> ReliabilityRecord:
     """A table row from a tally; ``ok`` is whether what happened is what ``expected`` says."""
     extra = []
@@ -197,10 +200,13 @@ def record(
         expected=expected,
         verdict=Verdict.OK if ok and not tally.unexpected else Verdict.DEVIATION,
         note="; ".join([n for n in (note, *extra) if n]),
+        broker=broker,
     )
 
 
-def not_applicable(pool: str, scenario: str, *, expected: str, reason: str) -> ReliabilityRecord:
+def not_applicable(
+    pool: str, scenario: str, *, expected: str, reason: str, broker: str = "redis"
+) -> ReliabilityRecord:
     """A row for a scenario that does not apply to ``pool`` (or to this broker), with the reason."""
     return ReliabilityRecord(
         pool=pool,
@@ -214,4 +220,5 @@ def not_applicable(pool: str, scenario: str, *, expected: str, reason: str) -> R
         expected=expected,
         verdict=Verdict.NA,
         note=reason,
+        broker=broker,
     )

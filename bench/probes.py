@@ -51,8 +51,9 @@ def stamp(*args: Any, **kwargs: Any) -> float:
 
 # -- the reliability ledger (bench.ledger's key layout; the fault scenarios send these) ---------------
 # Each execution records itself with atomic Redis operations under ``rel:<run>:*`` on the worker's own
-# broker (the harness's Redis): ``start`` and ``done`` count executions per task id, ``pid`` is the
-# process that started it last (to kill that child). Same layout as ``tasks/reliability.py``.
+# broker (the harness's Redis), or on its result backend when the broker is not a Redis (RabbitMQ):
+# ``start`` and ``done`` count executions per task id, ``pid`` is the process that started it last (to
+# kill that child). Same layout as ``tasks/reliability.py``.
 LEDGER_TTL_SECONDS = 24 * 3600
 """Ledger keys expire after a day, so a run against a user's broker leaves nothing for good."""
 
@@ -60,13 +61,21 @@ _clients: dict[tuple[int, int], redis.Redis] = {}
 _clients_lock = threading.Lock()
 
 
+def ledger_url(broker_url: str, result_backend: str | None) -> str:
+    """Where the ledger lives: the worker's broker if it is a Redis, else its (Redis) result backend."""
+    if broker_url.startswith(("redis://", "rediss://")) or not result_backend:
+        return broker_url
+    return result_backend
+
+
 def _ledger(task: Task) -> redis.Redis:
-    """A Redis client to the worker's broker, one per process and thread (fork-safe)."""
+    """A Redis client to the ledger's Redis, one per process and thread (fork-safe)."""
     key = (os.getpid(), threading.get_ident())
     with _clients_lock:
         found = _clients.get(key)
         if found is None:
-            found = _clients[key] = redis.Redis.from_url(task.app.conf.broker_url)
+            conf = task.app.conf
+            found = _clients[key] = redis.Redis.from_url(ledger_url(conf.broker_url, conf.result_backend))
         return found
 
 

@@ -276,6 +276,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "expected": {"type": "string"},
                     "verdict": {"enum": ["ok", "deviation", "n/a"]},
                     "note": {"type": "string"},
+                    "broker": {"type": "string", "description": "broker kind (redis, rabbitmq; any)"},
                     "config": _CONFIG,
                 },
             },
@@ -507,26 +508,27 @@ def fidelity_lines(run: Run) -> list[str]:
 
 
 def reliability_table(records: Sequence[Any]) -> str:
-    """The reliability records as a table (generic: any dataclass or mapping with the known fields)."""
+    """The reliability records as a table (generic: any dataclass or mapping with the known fields).
+
+    Records of more than one broker kind (their ``broker`` field) go side by side: one row per pool and
+    scenario, one column per broker (:func:`reliability_pairs`)."""
     dicts = [record_dict(r) for r in records]
-    columns = [f for f in RELIABILITY_FIELDS if f not in PROSE_FIELDS]
-    headers = [f for f in columns if any(f in d for d in dicts)] or columns
-    extra = [k for d in dicts for k in d if k not in headers and k not in PROSE_FIELDS]
-    headers += list(dict.fromkeys(extra))
-
-    def cell(value: Any) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return f"{value:.2f}"
-        return str(value)
-
-    lines = [grid(headers, ([cell(d.get(h)) for h in headers] for d in dicts))]
+    kinds = record_brokers(dicts)
+    if len(kinds) > 1:
+        lines = [reliability_pairs(dicts, kinds)]
+    else:
+        columns = [f for f in RELIABILITY_FIELDS if f not in PROSE_FIELDS]
+        headers = [f for f in columns if any(f in d for d in dicts)] or columns
+        extra = [k for d in dicts for k in d if k not in headers and k not in PROSE_FIELDS and k != "broker"]
+        headers += list(dict.fromkeys(extra))
+        lines = [grid(headers, ([_cell(d.get(h)) for h in headers] for d in dicts))]
     # The sentences go under the grid (a column of them would be hundreds of characters wide): every
     # row that is not plainly 'ok' says why, with what Celery's docs lead one to expect.
     for d in dicts:
         if d.get("verdict") != "ok" and (d.get("note") or d.get("expected")):
-            where = f"{d.get('pool', '?')} / {d.get('scenario', '?')}"
+            where = " / ".join(
+                str(d.get(k, "?")) for k in (("broker",) if len(kinds) > 1 else ()) + ("pool", "scenario")
+            )
             expected = f" (expected: {d['expected']})" if d.get("expected") else ""
             lines.append(f"  {where}: {d.get('verdict', '')}: {d.get('note') or ''}{expected}")
     return "\n".join(lines)
@@ -574,6 +576,50 @@ def broker_text(broker: Mapping[str, Any]) -> str:
     if broker.get("stop_seconds"):
         times.append("stopped in " + ", ".join(f"{t:.1f}" for t in broker["stop_seconds"]) + " s")
     return f"{name} (private{': ' + ', '.join(times) if times else ''})"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def record_brokers(dicts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The broker kinds of the records, in first-seen order (none if they carry no ``broker``)."""
+    return list(dict.fromkeys(str(d["broker"]) for d in dicts if d.get("broker")))
+
+
+def paired_rows(
+    dicts: Sequence[Mapping[str, Any]], kinds: Sequence[str]
+) -> list[tuple[str, str, dict[str, Mapping[str, Any]]]]:
+    """``(pool, scenario, {broker: record})`` per pool and scenario, in first-seen order (a broker that
+    did not run the scenario is missing from the mapping)."""
+    rows: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
+    for d in dicts:
+        rows.setdefault((str(d.get("pool")), str(d.get("scenario"))), {})[str(d.get("broker", kinds[0]))] = d
+    return [(pool, scenario, by) for (pool, scenario), by in rows.items()]
+
+
+def pair_cell(d: Mapping[str, Any] | None) -> str:
+    """One broker's side of a paired row: the verdict, then the counts and recovery that matter."""
+    if d is None:
+        return "-"
+    if d.get("verdict") == "n/a":
+        return "n/a"
+    counts = f"lost {d.get('lost', 0)}, dup {d.get('duplicated', 0)} of {d.get('enqueued', 0)}"
+    recovery = d.get("recovery_seconds")
+    return f"{d.get('verdict')} ({counts}" + (f", {recovery:.1f}s" if recovery is not None else "") + ")"
+
+
+def reliability_pairs(dicts: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> str:
+    """The side-by-side grid: pool, scenario, then one column per broker kind."""
+    rows = (
+        [pool, scenario, *(pair_cell(by.get(k)) for k in kinds)]
+        for pool, scenario, by in paired_rows(dicts, kinds)
+    )
+    return grid(["pool", "scenario", *kinds], rows)
 
 
 def text(run: Run) -> str:

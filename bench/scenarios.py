@@ -890,11 +890,12 @@ def _cleanup_external(conn: redis.Redis, queue: str, run_id: str) -> None:
 
 
 def _reliability(options: Options, note: Callable[[str], None]) -> tuple[Any, ...]:
-    """The reliability section (``bench.faults``): fault scenarios with loss accounting, per pool."""
-    redis_url = options.broker_url if options.url_kind == "redis" else None  # the section runs on Redis
+    """The reliability section (``bench.faults``): fault scenarios with loss accounting, per broker and
+    pool (the run's ``--broker`` kinds)."""
     records = reliability_section(
-        list(options.pools), broker_url=redis_url, quick=options.quick, progress=note
-    )
+        list(options.pools), broker_url=options.broker_url, quick=options.quick, progress=note,
+        brokers=options.brokers,
+    )  # fmt: skip
     return tuple(records)
 
 

@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -216,6 +217,28 @@ class RabbitMQ(PrivateServer):
     def ctl_env(self) -> dict[str, str]:
         """The environment under which ``rabbitmqctl`` reaches this node (its cookie, name and epmd)."""
         return node_env(self.layout, os.environ)
+
+    def ctl(self, *args: str) -> str:
+        """Run ``rabbitmqctl -n NODE ARGS`` against this private node (bounded by ``RABBITMQCTL_TIMEOUT``);
+        its output, or :class:`BrokerError` with it if the command failed."""
+        if not self.owned or self.process is None:
+            raise BrokerError("rabbitmqctl only on a running private node the harness started")
+        ctl = find_rabbitmq_server().parent / "rabbitmqctl"
+        done = subprocess.run(  # noqa: S603 - our own node's CLI, arguments from the harness
+            [str(ctl), "-n", self.node, *args], env=self.ctl_env(), capture_output=True, text=True,
+            timeout=defaults.RABBITMQCTL_TIMEOUT, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise BrokerError(
+                f"rabbitmqctl {args[0]} failed ({done.returncode}): {done.stderr.strip()[-500:]}"
+            )
+        return done.stdout
+
+    def set_env(self, settings: Mapping[str, int]) -> None:
+        """Set ``rabbit`` application settings on the running node (``application:set_env``): channels
+        opened afterwards read them (e.g. ``consumer_timeout``, ``channel_tick_interval``)."""
+        calls = ", ".join(f"application:set_env(rabbit, {k}, {int(v)})" for k, v in settings.items())
+        self.ctl("eval", f"{calls}, ok.")
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> RabbitMQ:

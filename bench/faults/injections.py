@@ -9,20 +9,32 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import kombu.pools
 from kombu import Connection
 from kombu.exceptions import OperationalError
 
 from bench import client as bench_client
-from bench.broker import Broker, BrokerError, free_port
+from bench.broker import BrokerError, free_port
 from bench.defaults import FAULT_PUBLISH_ERROR_BOUND
 from bench.faults.producer import TASK_MARK
 from bench.worker import Worker
 
 
 # -- injections ----------------------------------------------------------------------------------------
+class Server(Protocol):
+    """A broker server the scenarios use: a private Redis (``bench.broker.Broker``) or RabbitMQ node
+    (``bench.brokers.rabbitmq.RabbitMQ``), or a user's (``owned`` False: never stopped nor restarted)."""
+
+    url: str
+    owned: bool
+
+    def start(self) -> Any: ...
+
+    def stop_server(self) -> None: ...
+
+
 def kill_child(worker: Worker, pid: int) -> None:
     """SIGKILL one prefork child of ``worker`` (the one running a task), not the worker itself."""
     if pid == worker.pid or pid not in worker.child_pids():
@@ -52,7 +64,7 @@ def forget_pooled_connections(url: str) -> int:
 
 
 def restart_broker(
-    broker: Broker,
+    broker: Server,
     *,
     while_down: Callable[[], object] = lambda: None,
     clock: Callable[[], float] = time.monotonic,
@@ -90,6 +102,8 @@ def publish_error_time(
     *,
     retry: bool,
     results: bool = False,
+    backend_url: str | None = None,
+    confirm: bool = False,
     bound: float = FAULT_PUBLISH_ERROR_BOUND,
     clock: Callable[[], float] = time.perf_counter,
 ) -> PublishFailure:
@@ -97,9 +111,14 @@ def publish_error_time(
 
     The app has Celery's defaults (the seed's broker and Redis result backend, JSON): the default
     ``task_publish_retry_policy`` and ``broker_connection_timeout``. ``results``: the task stores its
-    result (the seed's ``add``), so the client subscribes to it before publishing.
+    result (the seed's ``add``), so the client subscribes to it before publishing. ``backend_url``: the
+    result backend when it is not the broker (a Redis beside a RabbitMQ). ``confirm``: publisher
+    confirms (py-amqp's ``confirm_publish`` transport option: each publish waits for the broker's ack).
     """
-    app = bench_client.client_app(broker_url, name="bench-down")
+    settings: dict[str, Any] = {"broker_transport_options": {"confirm_publish": True}} if confirm else {}
+    app = bench_client.client_app(broker_url, name="bench-down", backend=backend_url is None, **settings)
+    if backend_url is not None:
+        app.conf.result_backend = app.backend_cls = backend_url
     box: dict[str, Any] = {}
 
     def publish() -> None:
@@ -123,11 +142,11 @@ def publish_error_time(
     return PublishFailure(retry, float(box["seconds"]), box.get("error"), False)
 
 
-def down_broker_url(broker: Broker | None) -> tuple[str, Callable[[], None]]:
+def down_broker_url(broker: Server | None, kind: str = "redis") -> tuple[str, Callable[[], None]]:
     """A URL whose broker is down, and how to bring things back.
 
     A private broker is stopped (same URL, same password) and restarted afterwards; otherwise a closed
-    loopback port stands for the down broker.
+    loopback port (of a ``kind`` URL) stands for the down broker.
     """
     if broker is not None and broker.owned:
         broker.stop_server()
@@ -136,6 +155,8 @@ def down_broker_url(broker: Broker | None) -> tuple[str, Callable[[], None]]:
             broker.start()
 
         return broker.url, bring_back
+    if kind == "rabbitmq":
+        return f"amqp://bench:bench@127.0.0.1:{free_port()}//", lambda: None
     return f"redis://127.0.0.1:{free_port()}/0", lambda: None
 
 

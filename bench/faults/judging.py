@@ -9,13 +9,19 @@ the observations' typed fields, never on a note).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from bench.defaults import FAULT_PUBLISH_ERROR_BOUND, FAULT_SETTLE_TIMEOUT, FAULT_STALL_TIMEOUT
+from bench.defaults import (
+    FAULT_PUBLISH_ERROR_BOUND,
+    FAULT_SETTLE_TIMEOUT,
+    FAULT_STALL_TIMEOUT,
+    SHUTDOWN_EXIT_TIMEOUT,
+)
 from bench.faults.observations import (
     BrokerDown,
     ChildFacts,
+    ConsumerTimeoutFacts,
     CountdownFacts,
     Inapplicable,
     KillFacts,
@@ -23,39 +29,44 @@ from bench.faults.observations import (
     LoadFacts,
     Observation,
     RestartFacts,
+    ShutdownFacts,
     WarmFacts,
 )
 from bench.ledger import ReliabilityRecord, Tally, Verdict, not_applicable, record
 
 BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
 STALL_ISSUES = "celery#8990, celery#10205"
+NO_TERMINATE_JOB = "celery#10490: the pool has no terminate_job"
 
 
 @dataclass(frozen=True)
 class Judgement:
-    """A scenario's verdict and the sentence that explains it."""
+    """A scenario's verdict and the sentence that explains it; ``tally`` replaces the observation's
+    when the scenario counts differently (a shutdown: what is back in the broker is not lost)."""
 
     verdict: Verdict
     note: str
+    tally: Tally | None = None
 
     @classmethod
-    def of(cls, ok: bool, note: str) -> Judgement:
-        return cls(Verdict.OK if ok else Verdict.DEVIATION, note)
+    def of(cls, ok: bool, note: str, tally: Tally | None = None) -> Judgement:
+        return cls(Verdict.OK if ok else Verdict.DEVIATION, note, tally)
 
 
 def judge(observed: Observation[Any] | Inapplicable | BrokerDown) -> ReliabilityRecord:
     """The table row of one observation: its counts, its verdict against ``expected``, its note."""
     if isinstance(observed, Inapplicable):
         return not_applicable(
-            observed.pool, observed.scenario, expected=observed.expected, reason=observed.reason
-        )
+            observed.pool, observed.scenario, expected=observed.expected, reason=observed.reason,
+            broker=observed.broker,
+        )  # fmt: skip
     if isinstance(observed, BrokerDown):
         return judge_broker_down(observed)
     judgement = JUDGES[type(observed.facts)](observed)
     return record(
-        observed.tally, pool=observed.pool, scenario=observed.scenario,
+        judgement.tally or observed.tally, pool=observed.pool, scenario=observed.scenario,
         recovery_seconds=observed.recovery_seconds, expected=observed.expected,
-        ok=judgement.verdict is Verdict.OK, note=judgement.note,
+        ok=judgement.verdict is Verdict.OK, note=judgement.note, broker=observed.broker,
     )  # fmt: skip
 
 
@@ -106,15 +117,21 @@ def worker_killed_as_documented(
 def judge_worker_killed(obs: Observation[KillFacts]) -> Judgement:
     snap, stuck, acks_late = obs.facts.snapshot, obs.facts.stuck, obs.settings.acks_late
     lost_ids, twice = obs.lost_ids, obs.twice
-    note = f"{len(snap.interrupted)} in flight at the kill; visibility_timeout {obs.visibility_timeout:g}s"
+    note = f"{len(snap.interrupted)} in flight at the kill; " + (
+        f"visibility_timeout {obs.visibility_timeout:g}s"
+        if obs.visibility_timeout is not None
+        else f"{len(snap.held)} put back by the broker when the connection closed"
+    )
     if not acks_late and snap.interrupted and snap.interrupted <= snap.held:
         note += "; the running tasks ran again instead of being lost: not acknowledged before they ran" + (
             " (celery#3430: solo acks after the task body)" if obs.pool == "solo" else ""
         )
     if acks_late and twice - snap.interrupted:
         note += f"; {len(twice - snap.interrupted)} completed but unacknowledged at the kill also ran twice"
-    if unseen := lost_ids & snap.popped_unseen:
+    if (unseen := lost_ids & snap.popped_unseen) and obs.broker == "redis":
         note += f"; {len(unseen)} popped from the queue at the kill, never held ({BRPOP_LOSS_ISSUES})"
+    elif unseen:
+        note += f"; {len(unseen)} never started and gone from the queue"
     if stuck:
         note += f"; {len(stuck)} still held unacknowledged: no restore sweep moved them back"
     if not obs.settled:
@@ -158,7 +175,7 @@ def lost_in_brpop(obs: Observation[RestartFacts]) -> bool:
     (:func:`queue_kept_past`)."""
     lost = obs.lost_ids
     return (
-        bool(lost) and lost <= set(obs.facts.before.ids) and obs.queued_after == 0
+        obs.broker == "redis" and bool(lost) and lost <= set(obs.facts.before.ids) and obs.queued_after == 0
         and not any(obs.starts(i) for i in lost) and not lost & obs.held_after
         and queue_kept_past(obs)
     )  # fmt: skip
@@ -196,13 +213,13 @@ def judge_broker_down(down: BrokerDown) -> ReliabilityRecord:
         f"producer-side, no worker; {failure.seconds:.2f}s to the error (hung if over "
         f"{FAULT_PUBLISH_ERROR_BOUND:g}s; broker_connection_timeout {down.connect_timeout:g}s bounds the "
         f"connect, the publish policy only the publish): {what}"
-        + (" (celery#5919: the result subscription fails first)" if down.results else "")
+        + (" (celery#5919: the result subscription fails first)" if down.results and not ok else "")
     )
     return ReliabilityRecord(
         pool="any", scenario=f"broker down at enqueue ({down.label})", enqueued=0,
         publish_errors=1 if failure.error else 0, executed_once=0, duplicated=0, lost=0,
         recovery_seconds=failure.seconds, expected=down.expected,
-        verdict=Verdict.OK if ok else Verdict.DEVIATION, note=note,
+        verdict=Verdict.OK if ok else Verdict.DEVIATION, note=note, broker=down.broker,
     )  # fmt: skip
 
 
@@ -210,7 +227,100 @@ def judge_broker_down(down: BrokerDown) -> ReliabilityRecord:
 def judge_countdown(obs: Observation[CountdownFacts]) -> Judgement:
     runs = obs.starts(obs.facts.task_id)
     note = f"ran {runs}x; countdown {obs.facts.countdown:g}s, visibility_timeout {obs.visibility_timeout:g}s"
-    return Judgement.of(obs.tally.lost == 0 and runs >= 2, note)
+    if obs.broker == "redis":
+        return Judgement.of(obs.tally.lost == 0 and runs >= 2, note)
+    return Judgement.of(obs.tally.lost == 0 and runs == 1, note + " (Redis's setting; RabbitMQ has none)")
+
+
+# -- 8 ---------------------------------------------------------------------------------------------------
+def consumer_timeout_as_documented(starts: int, tally: Tally, *, channel_closed: bool) -> bool:
+    """RabbitMQ's docs for a delivery unacknowledged past ``consumer_timeout``: the channel is closed and
+    the delivery requeued, so the late-acknowledged task runs again (twice here: the first run completes
+    too, its ack is what fails) and nothing is lost. Whether the worker exits (Celery's calling guide
+    says it does) or reconnects is in the note."""
+    return channel_closed and starts == 2 and tally.lost == 0
+
+
+def judge_consumer_timeout(obs: Observation[ConsumerTimeoutFacts]) -> Judgement:
+    f = obs.facts
+    starts = obs.starts(f.task_id)
+    note = (
+        f"task {f.task_seconds:g}s, consumer_timeout {f.timeout_seconds:g}s; body started {starts}x; "
+        + (
+            "channel closed by the broker (PRECONDITION_FAILED)"
+            if f.channel_closed
+            else "channel never closed"
+        )
+        + ("; the worker reconnected" if f.reconnected else "")
+        + (
+            ""
+            if obs.worker_alive
+            else f"; the worker exited with {obs.worker_exit} (PreconditionFailed), "
+            "a replacement ran the requeued task"
+        )
+    )
+    return Judgement.of(
+        consumer_timeout_as_documented(starts, obs.tally, channel_closed=f.channel_closed), note
+    )
+
+
+# -- 9 ---------------------------------------------------------------------------------------------------
+def shutdown_problems(f: ShutdownFacts, ids: frozenset[str]) -> list[str]:
+    """What a shutdown did that its documented behaviour excludes (empty: as documented): not exiting, or
+    with another code, or slower than its bound; a loss other than a cancelled task acknowledged before
+    it completed (cold, without ``acks_late``); a completed task back in the broker (it would run
+    twice); a completed task whose result says FAILURE (celery#9505)."""
+    case, problems = f.case, []
+    bound = case.bound(f.task_seconds)
+    if f.hung:
+        problems.append(f"hung: still running {SHUTDOWN_EXIT_TIMEOUT:g}s after the signal, killed")
+    elif not case.cold and f.exit_code != 0:
+        problems.append(f"exit code {f.exit_code} after a warm shutdown")
+    if not f.hung and f.seconds > bound:
+        problems.append(f"took {f.seconds:.1f}s to exit, over its bound of {bound:g}s")
+    hit = f.interrupted | f.started_later
+    allowed = hit if case.cold and not case.acks_late else frozenset()
+    if stray := (ids - f.done_after - f.kept) - allowed:
+        problems.append(f"{len(stray)} lost that the shutdown should have put back")
+    if twice := (f.kept & f.done_after) - hit:
+        problems.append(f"{len(twice)} completed, not interrupted, yet back in the broker (would run twice)")
+    if f.started_later:
+        problems.append(f"{len(f.started_later)} tasks started after the signal (celery#10180)")
+    if f.cancels and (finished := f.interrupted & f.done_after):
+        problems.append(
+            f"{len(finished)} running tasks finished instead of being cancelled ({NO_TERMINATE_JOB})"
+        )
+    if f.errors:
+        problems.append(f"interrupted tasks failed with {', '.join(sorted(f.errors))} ({NO_TERMINATE_JOB})")
+    if f.failure_marked:
+        problems.append(f"{len(f.failure_marked)} completed but marked FAILURE (celery#9505)")
+    return problems
+
+
+def judge_shutdown(obs: Observation[ShutdownFacts]) -> Judgement:
+    f = obs.facts
+    ids = frozenset(obs.ids)
+    lost = ids - f.done_after - f.kept
+    code = f"exit {f.exit_code}" + (
+        f" (the cold-shutdown handler sets {f.case.expected_exit})"
+        if f.exit_code != f.case.expected_exit
+        else ""
+    )
+    note = (
+        f"{code} after {f.seconds:.1f}s (bound {f.case.bound(f.task_seconds):g}s); "
+        f"{len(f.interrupted)} running at the signal, {len(f.done_after & f.interrupted)} of them finished; "
+        f"{len(f.kept)} back in the broker"
+        + (
+            f" ({len(f.held)} {'still in unacked' if obs.broker == 'redis' else 'redelivered'})"
+            if f.held
+            else ""
+        )
+        + f"; {len(lost)} lost"
+    )
+    problems = shutdown_problems(f, ids)
+    # Lost here: neither completed nor back in the broker (what is back runs on the next worker).
+    tally = replace(obs.tally, lost=len(lost), lost_ids=tuple(sorted(lost))[:5])
+    return Judgement.of(not problems, "; ".join([note, *problems]), tally)
 
 
 JUDGES: dict[type, Callable[[Observation[Any]], Judgement]] = {
@@ -220,5 +330,7 @@ JUDGES: dict[type, Callable[[Observation[Any]], Judgement]] = {
     WarmFacts: judge_warm_shutdown,
     RestartFacts: judge_broker_restart,
     CountdownFacts: judge_countdown,
+    ConsumerTimeoutFacts: judge_consumer_timeout,
+    ShutdownFacts: judge_shutdown,
 }
 """The judge of each scenario, by the type of its facts."""

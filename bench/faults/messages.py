@@ -1,5 +1,5 @@
 """Raw task messages built by hand, as kombu's Redis transport stores them (the security scenarios
-push them past Celery's producer)."""
+push them past Celery's producer, on Redis as they are, on RabbitMQ as one raw AMQP publish)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import kombu
+
+from bench import defaults
 from bench.broker import Broker
+from bench.faults.kombu_amqp import AmqpQueues
+from bench.faults.run import Target, as_target
 
 
 def protocol2_message(
@@ -84,10 +89,48 @@ def pickle_task_message(
     )  # fmt: skip
 
 
-def push_raw(broker: Broker, queue: str, message: bytes) -> None:
-    """LPUSH a raw message into ``queue`` as the Redis transport does, bypassing Celery's producer."""
-    client = broker.client()
+def push_raw(broker: Broker | Target, queue: str, message: bytes) -> None:
+    """Put a raw message (a kombu Redis envelope, as built here) into ``queue``, bypassing Celery's
+    producer: on Redis an LPUSH as the transport does; on RabbitMQ the envelope's body, headers and
+    content type in one raw ``basic_publish`` (py-amqp) to the default exchange."""
+    target = as_target(broker)
+    if target.kind == "rabbitmq":
+        _publish_amqp(target.url, queue, json.loads(message))
+        return
+    client = target.broker.client()  # type: ignore[attr-defined]
     try:
         client.lpush(queue, message)
+    finally:
+        client.close()
+
+
+def _publish_amqp(url: str, queue: str, envelope: dict[str, Any]) -> None:
+    with kombu.Connection(url, connect_timeout=defaults.AMQP_CONNECT_TIMEOUT) as conn:
+        channel = conn.channel()
+        try:
+            message = channel.prepare_message(
+                base64.b64decode(envelope["body"]),
+                content_type=envelope["content-type"],
+                content_encoding=envelope["content-encoding"],
+                headers=envelope["headers"],
+                properties={"delivery_mode": 2, "correlation_id": envelope["headers"]["id"]},
+            )
+            channel.basic_publish(message, exchange="", routing_key=queue)
+        finally:
+            channel.close()
+
+
+def queue_length(broker: Broker | Target, queue: str) -> int:
+    """Messages waiting in ``queue`` (Redis: LLEN; RabbitMQ: the ready count of a passive declare)."""
+    target = as_target(broker)
+    if target.kind == "rabbitmq":
+        queues = AmqpQueues(target.url)
+        try:
+            return queues.state(queue).ready
+        finally:
+            queues.close()
+    client = target.broker.client()  # type: ignore[attr-defined]
+    try:
+        return int(client.llen(queue))
     finally:
         client.close()

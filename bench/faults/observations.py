@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from bench.defaults import SHUTDOWN_SLACK
 from bench.faults.injections import PublishFailure
 from bench.faults.producer import Published
 from bench.ledger import Executions, Tally
@@ -25,6 +26,10 @@ class WorkerSettings:
     acks_late: bool = False
     reject_on_worker_lost: bool = False
     loglevel: str = "INFO"
+    celery: tuple[tuple[str, Any], ...] = ()
+    """Celery settings on the workers' command line (``celery worker ... -- name=value``)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """More environment of the workers (e.g. the soft-shutdown settings, ``REMAP_SIGTERM``)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class Observation(Generic[F]):
     held_after: frozenset[str]
     log_tail: str
     pids: tuple[int, ...]
+    broker: str = "redis"
+    """The broker kind it ran on (``redis``, ``rabbitmq``)."""
 
     @property
     def lost_ids(self) -> frozenset[str]:
@@ -81,6 +88,7 @@ class Inapplicable:
     expected: str
     pool: str
     reason: str
+    broker: str = "redis"
 
 
 # -- the scenarios' own facts ---------------------------------------------------------------------------
@@ -200,6 +208,94 @@ class CountdownFacts:
 
 
 @dataclass(frozen=True)
+class ConsumerTimeoutFacts:
+    """A late-acknowledged task that runs longer than RabbitMQ's ``consumer_timeout``: the task, the
+    timeout and the task's length, and what the worker's log said (the channel closed by the broker)."""
+
+    task_id: str
+    timeout_seconds: float
+    task_seconds: float
+    channel_closed: bool = False
+    reconnected: bool = False
+
+
+@dataclass(frozen=True)
+class ShutdownCase:
+    """One shutdown: the signals sent to the worker (the second once the first was logged), the task
+    state at the first (``idle``, ``running``, ``eta``: an ETA task reserved), and the settings."""
+
+    label: str
+    signals: tuple[str, ...]
+    state: str
+    soft_timeout: float = 0.0
+    remap_sigterm: bool = False
+    soft_on_idle: bool = False
+    acks_late: bool = False
+
+    @property
+    def cold(self) -> bool:
+        """A cold shutdown (SIGQUIT, or SIGTERM remapped to it), soft first if ``soft_timeout``."""
+        return "SIGQUIT" in self.signals or self.remap_sigterm
+
+    @property
+    def soft_waits(self) -> bool:
+        """Whether the soft shutdown waits its timeout (only with requests, or ``soft_on_idle``)."""
+        return self.cold and self.soft_timeout > 0 and (self.state == "running" or self.soft_on_idle)
+
+    @property
+    def expected_exit(self) -> int:
+        """0 after a warm shutdown, ``EX_FAILURE`` (1) after a cold one (``celery/apps/worker.py``)."""
+        return 1 if self.cold else 0
+
+    def bound(self, task_seconds: float) -> float:
+        """The most the worker may take to exit: what the shutdown must wait for (the soft timeout, or
+        a warm shutdown's running tasks), plus ``SHUTDOWN_SLACK``."""
+        waits = 0.0
+        if self.soft_waits:
+            waits = self.soft_timeout
+        elif not self.cold and self.state == "running":
+            waits = task_seconds
+        return waits + SHUTDOWN_SLACK
+
+
+@dataclass(frozen=True)
+class ShutdownFacts:
+    """A signalled worker: how long it took to exit and with which code; the ids started and completed
+    at the first signal (read just after it) and after the exit; what the broker has back (``kept``;
+    ``held``: of it, delivered before, i.e. Redis's ``unacked`` or RabbitMQ's ``redelivered``); the
+    completed ids whose result says FAILURE (celery#9505), and the errors of interrupted ones."""
+
+    case: ShutdownCase
+    task_seconds: float
+    exit_code: int | None
+    seconds: float
+    hung: bool
+    started: frozenset[str]
+    done: frozenset[str]
+    started_after: frozenset[str]
+    done_after: frozenset[str]
+    kept: frozenset[str]
+    held: frozenset[str]
+    failure_marked: frozenset[str] = frozenset()
+    errors: frozenset[str] = frozenset()
+
+    @property
+    def interrupted(self) -> frozenset[str]:
+        """Running at the first signal: what the shutdown hit."""
+        return self.started - self.done
+
+    @property
+    def started_later(self) -> frozenset[str]:
+        """Started after the first signal (a shutdown should start nothing new)."""
+        return self.started_after - self.started
+
+    @property
+    def cancels(self) -> bool:
+        """Whether the shutdown cancels running tasks: cold, and no soft wait lets them finish first."""
+        return self.case.cold and not (self.case.soft_waits and self.case.soft_timeout >= self.task_seconds)
+
+
+@dataclass(frozen=True)
 class BrokerDown:
     """``send_task`` to a down broker (producer side, no worker): how it ended, under which policy."""
 
@@ -209,3 +305,4 @@ class BrokerDown:
     policy: Mapping[str, Any] = field(default_factory=dict)
     connect_timeout: float = 0.0
     results: bool = False
+    broker: str = "redis"

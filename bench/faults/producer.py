@@ -22,13 +22,19 @@ TASK_WORK_LATE = "bench.probes.work_late"
 
 
 # -- the client side ------------------------------------------------------------------------------------
-def client_app(broker_url: str, *, visibility_timeout: float | None = None) -> Celery:
-    """A producer app for ``broker_url`` (JSON only), with the workers' ``visibility_timeout``."""
+def client_app(
+    broker_url: str, *, backend_url: str | None = None, visibility_timeout: float | None = None
+) -> Celery:
+    """A producer app for ``broker_url`` (JSON only), with the workers' ``visibility_timeout``; its
+    result backend is ``backend_url`` (a Redis), by default the broker itself."""
     settings: dict[str, Any] = {}
     if visibility_timeout is not None:
         settings["broker_transport_options"] = {"visibility_timeout": visibility_timeout}
         settings["result_backend_transport_options"] = {"visibility_timeout": visibility_timeout}
-    return bench_client.client_app(broker_url, name="bench-reliability", **settings)
+    app = bench_client.client_app(broker_url, name="bench-reliability", **settings)
+    if backend_url is not None and backend_url != broker_url:
+        app.conf.result_backend = app.backend_cls = backend_url  # pinned, as bench.client pins the broker's
+    return app
 
 
 def worker_env(

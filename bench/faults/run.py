@@ -13,7 +13,10 @@ from typing import Any, Generic
 
 from bench import defaults, ledger
 from bench.broker import Broker
+from bench.brokers import kind_of_url
 from bench.defaults import FAULT_AIM_POLL, FAULT_CLOCK_SLACK, FAULT_POLL, FAULT_SETTLE_TIMEOUT
+from bench.faults.injections import Server
+from bench.faults.kombu_amqp import AmqpQueues
 from bench.faults.kombu_redis import (
     REDIS_PRIORITY_SEP,
     REDIS_PRIORITY_STEPS,
@@ -31,13 +34,49 @@ ACKS_AFTER_THE_BODY = frozenset({"solo"})
 """Pools that acknowledge a task only after its body, even without ``task_acks_late`` (celery#3430)."""
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a scenario runs: the ``broker`` its workers consume from, and the ``store``, a Redis for
+    the ledger and the results (the broker itself when it is a Redis)."""
+
+    broker: Server
+    store: Broker
+
+    @property
+    def kind(self) -> str:
+        """``redis`` or ``rabbitmq`` (from the broker's URL)."""
+        return kind_of_url(self.broker.url)
+
+    @property
+    def url(self) -> str:
+        return self.broker.url
+
+    @property
+    def owned(self) -> bool:
+        return self.broker.owned
+
+    @property
+    def backend_url(self) -> str | None:
+        """The workers' result backend: None (the broker itself) on Redis, else the store."""
+        return None if self.store is self.broker else self.store.url
+
+    def client(self) -> Any:
+        """A Redis client to the store (ledger, results)."""
+        return self.store.client()
+
+
+def as_target(broker: Broker | Target) -> Target:
+    """A scenario's target: a plain Redis ``Broker`` is its own store."""
+    return broker if isinstance(broker, Target) else Target(broker, broker)
+
+
 class Run:
     """One scenario run: a run id, a queue of its own, the client app, the workers it started, what it
     published, and the instant of its fault (``clock`` for durations, ``wall`` for broker scores)."""
 
     def __init__(
         self,
-        broker: Broker,
+        broker: Broker | Target,
         pool: str,
         *,
         settings: WorkerSettings | None = None,
@@ -45,33 +84,42 @@ class Run:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self.broker, self.pool, self.settings = broker, pool, settings or WorkerSettings()
+        self.target = as_target(broker)
+        self.broker, self.kind = self.target.broker, self.target.kind
+        self.pool, self.settings = pool, settings or WorkerSettings()
         self.visibility_timeout = visibility_timeout
         self.clock, self.wall = clock, wall
         self.run = uuid.uuid4().hex[:12]
         self.queue = f"rel.{self.run}"
-        self.app = client_app(broker.url, visibility_timeout=visibility_timeout)
-        self.redis = broker.client()
+        self.app = self.client_app()
+        self.redis = self.target.client()
+        self.amqp = AmqpQueues(self.broker.url) if self.kind == "rabbitmq" else None
         self.workers: list[Worker] = []
         self.pids: set[int] = set()
         self.published: list[Published] = []
         self.fault_at: float | None = None
 
     # -- acting --------------------------------------------------------------------------------------
+    def client_app(self) -> Any:
+        """A producer app for the run's broker and store (again after a broker restart)."""
+        return client_app(self.broker.url, backend_url=self.target.store.url,
+                          visibility_timeout=self.visibility_timeout)  # fmt: skip
+
     def enqueue(self, task: str, args: Sequence[Any], *, count: int, **options: Any) -> Published:
         """:func:`enqueue` to this run's queue; every id counts in the run's accounting."""
         published = enqueue(self.app, task, args, queue=self.queue, count=count, **options)
         self.published.append(published)
         return published
 
-    def worker(self) -> Worker:
+    def worker(self, *, wait: bool = True) -> Worker:
         """Start a worker with the scenario's settings on the run's queue (ready when it answers)."""
         s = self.settings
-        env = worker_env(acks_late=s.acks_late, reject_on_worker_lost=s.reject_on_worker_lost,
-                         visibility_timeout=self.visibility_timeout)  # fmt: skip
-        worker = Worker(self.broker.url, pool=self.pool, queues=(self.queue,), env=env, loglevel=s.loglevel)
+        env = {**worker_env(acks_late=s.acks_late, reject_on_worker_lost=s.reject_on_worker_lost,
+                            visibility_timeout=self.visibility_timeout), **dict(s.env)}  # fmt: skip
+        worker = Worker(self.broker.url, pool=self.pool, queues=(self.queue,), env=env, loglevel=s.loglevel,
+                        backend_url=self.target.backend_url, settings=dict(s.celery))  # fmt: skip
         self.workers.append(worker)
-        worker.start()
+        worker.start(wait=wait)
         self.remember(worker)
         return worker
 
@@ -97,14 +145,38 @@ class Run:
         return ledger.read(self.redis, self.run)
 
     def queued(self) -> int:
+        """Messages waiting in this run's queue (Redis: LLEN; AMQP: the ready count of a passive declare)."""
+        if self.amqp is not None:
+            return self.amqp.state(self.queue).ready
         return int(self.redis.llen(self.queue))
 
     def queued_ids(self) -> set[str]:
-        """Task ids of the messages waiting in this run's queue (one LRANGE)."""
+        """Task ids of the messages waiting in this run's queue (Redis: one LRANGE). AMQP shows none
+        without taking them: empty there while a worker consumes (see :meth:`kept_ids`)."""
+        if self.amqp is not None:
+            return set()
         return set(filter(None, map(envelope_id, self.redis.lrange(self.queue, 0, -1))))
 
+    def consumers(self) -> int:
+        """Consumers of the run's queue (AMQP only; 0 on Redis, which has no such count)."""
+        return self.amqp.state(self.queue).consumers if self.amqp is not None else 0
+
+    def kept_ids(self) -> tuple[frozenset[str], frozenset[str]]:
+        """What the broker still has of this run once nothing consumes it: ``(queued, held)``. Redis: the
+        queue, and kombu's ``unacked`` (back after the visibility timeout). AMQP: the queue, split by the
+        ``redelivered`` flag (held: delivered to a consumer that is gone, put back by RabbitMQ)."""
+        if self.amqp is not None:
+            wait_for(lambda: self.consumers() == 0, timeout=FAULT_SETTLE_TIMEOUT,
+                     what="RabbitMQ to drop the dead consumer", interval=FAULT_POLL)  # fmt: skip
+            peeked = self.amqp.peek(self.queue)
+            return peeked.fresh, peeked.redelivered
+        return frozenset(self.queued_ids()), frozenset(self.held_ids())
+
     def _held(self) -> dict[str, str]:
-        """Delivery tag -> task id of this run's messages in kombu's ``unacked`` hash."""
+        """Delivery tag -> task id of this run's messages in kombu's ``unacked`` hash (none on AMQP:
+        RabbitMQ keeps them per channel and returns them when it closes)."""
+        if self.amqp is not None:
+            return {}
         return unacked_ids(self.redis.hgetall(UNACKED_KEY), self.queue)
 
     def held_ids(self) -> set[str]:
@@ -178,9 +250,17 @@ class Run:
             pass
         self.redis.close()
         self.app.close()
+        if self.amqp is not None:
+            self.amqp.close()
 
     def _delete_keys(self) -> None:
         ledger.forget(self.redis, self.run)
+        if self.amqp is not None:  # the queue and its exchange; results and ledger live in the store
+            self.amqp.delete(self.queue)
+            task_ids = [i for p in self.published for i in p.ids + p.failed]
+            for start in range(0, len(task_ids), 1000):
+                self.redis.delete(*(f"celery-task-meta-{i}" for i in task_ids[start : start + 1000]))
+            return
         tags = list(self._held())
         if tags:
             self.redis.hdel(UNACKED_KEY, *tags)
@@ -197,7 +277,7 @@ class Run:
 
 
 @contextmanager
-def fault_run(broker: Broker, pool: str, **options: Any) -> Iterator[Run]:
+def fault_run(broker: Broker | Target, pool: str, **options: Any) -> Iterator[Run]:
     """A :class:`Run` that is always closed (workers stopped, keys deleted)."""
     run = Run(broker, pool, **options)
     try:
@@ -214,7 +294,10 @@ class Scenario(Generic[F]):
     ``inject(run)`` publishes, injects the fault (``run.mark_fault()`` at its instant) and returns the
     scenario's facts; ``settle(run, facts)`` is polled (every :data:`FAULT_POLL`, up to
     ``settle_timeout``); ``aftermath(run, facts, settled)``, if any, reads (or repairs) more once it
-    settled or timed out, before every worker stops. ``applies(broker, pool)`` returns why it does not.
+    settled or timed out, before every worker stops. ``applies(target, pool)`` returns why it does not
+    apply (a :class:`Target`: its ``kind`` and ``owned``). ``prepare(run)``, if any, runs before the
+    first worker starts and returns how to undo it (e.g. a broker setting), called at the end.
+    ``first_worker``: False when ``inject`` starts the worker itself.
     """
 
     name: str
@@ -225,11 +308,13 @@ class Scenario(Generic[F]):
     visibility_timeout: float | None = None
     settle_timeout: float = FAULT_SETTLE_TIMEOUT
     aftermath: Callable[[Run, F, bool], F] | None = None
-    applies: Callable[[Broker, str], str | None] = lambda broker, pool: None
+    applies: Callable[[Target, str], str | None] = lambda target, pool: None
+    prepare: Callable[[Run], Callable[[], None]] | None = None
+    first_worker: bool = True
 
 
 def observe(
-    broker: Broker,
+    broker: Broker | Target,
     pool: str,
     scenario: Scenario[F],
     *,
@@ -237,26 +322,39 @@ def observe(
     wall: Callable[[], float] = time.time,
 ) -> Observation[F] | Inapplicable:
     """Run ``scenario`` on ``pool``: one worker, inject, settle (bounded), aftermath, stop, account."""
-    if reason := scenario.applies(broker, pool):
-        return Inapplicable(scenario.name, scenario.expected, pool, reason)
-    with fault_run(broker, pool, settings=scenario.settings, visibility_timeout=scenario.visibility_timeout,
+    target = as_target(broker)
+    if reason := scenario.applies(target, pool):
+        return Inapplicable(scenario.name, scenario.expected, pool, reason, target.kind)
+    with fault_run(target, pool, settings=scenario.settings, visibility_timeout=scenario.visibility_timeout,
                    clock=clock, wall=wall) as run:  # fmt: skip
-        first = run.worker()
-        facts = scenario.inject(run)
-        started = clock()
+        undo = scenario.prepare(run) if scenario.prepare is not None else None
         try:
-            wait_for(lambda: scenario.settle(run, facts), timeout=scenario.settle_timeout,
-                     what=f"{scenario.name} to settle", interval=FAULT_POLL)  # fmt: skip
-            settled = True
-        except TimeoutError:
-            settled = False
-        ended = clock()
-        alive = first.alive()
-        if scenario.aftermath is not None:
-            facts = scenario.aftermath(run, facts, settled)
-        recovery = ended - run.fault_at if settled and run.fault_at is not None else None
-        return _account(run, scenario, facts, first, settled=settled, settle_seconds=ended - started,
-                        recovery=recovery, alive=alive)  # fmt: skip
+            return _observe(run, scenario)
+        finally:
+            if undo is not None:
+                undo()
+
+
+def _observe(run: Run, scenario: Scenario[F]) -> Observation[F]:
+    clock = run.clock
+    if scenario.first_worker:
+        run.worker()
+    facts = scenario.inject(run)
+    first = run.workers[0]
+    started = clock()
+    try:
+        wait_for(lambda: scenario.settle(run, facts), timeout=scenario.settle_timeout,
+                 what=f"{scenario.name} to settle", interval=FAULT_POLL)  # fmt: skip
+        settled = True
+    except TimeoutError:
+        settled = False
+    ended = clock()
+    alive = first.alive()
+    if scenario.aftermath is not None:
+        facts = scenario.aftermath(run, facts, settled)
+    recovery = ended - run.fault_at if settled and run.fault_at is not None else None
+    return _account(run, scenario, facts, first, settled=settled, settle_seconds=ended - started,
+                    recovery=recovery, alive=alive)  # fmt: skip
 
 
 def _account(
@@ -277,7 +375,8 @@ def _account(
     ids = tuple(i for p in run.published for i in p.ids)
     failed = tuple(i for p in run.published for i in p.failed)
     return Observation(
-        scenario=scenario.name, expected=scenario.expected, pool=run.pool, settings=run.settings,
+        scenario=scenario.name, expected=scenario.expected, pool=run.pool, broker=run.kind,
+        settings=run.settings,
         visibility_timeout=run.visibility_timeout, facts=facts, ids=ids, failed=failed,
         executions=executions, tally=ledger.account(ids, executions, failed=failed), settled=settled,
         settle_seconds=settle_seconds, recovery_seconds=recovery, worker_alive=alive,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 from celery import Celery
 from celery.result import AsyncResult
@@ -17,6 +18,7 @@ from bench.faults.injections import down_broker_url, kill_child, publish_error_t
 from bench.faults.observations import (
     BrokerDown,
     ChildFacts,
+    ConsumerTimeoutFacts,
     CountdownFacts,
     Inapplicable,
     KillFacts,
@@ -33,9 +35,8 @@ from bench.faults.producer import (
     TASK_WORK,
     TASK_WORK_LATE,
     Published,
-    client_app,
 )
-from bench.faults.run import ACKS_AFTER_THE_BODY, Run, Scenario, observe
+from bench.faults.run import ACKS_AFTER_THE_BODY, Run, Scenario, Target, as_target, observe
 from bench.procs import wait_for
 
 # -- sizes of the scenarios ---------------------------------------------------------------------------------
@@ -77,7 +78,9 @@ Clock = Callable[[], float]
 
 
 # -- 1. no faults, under load ------------------------------------------------------------------------------
-def no_faults(broker: Broker, pool: str, *, count: int = LOAD_TASKS) -> Observation[LoadFacts] | Inapplicable:
+def no_faults(
+    broker: Broker | Target, pool: str, *, count: int = LOAD_TASKS
+) -> Observation[LoadFacts] | Inapplicable:
     """``count`` tasks at the producer's full speed to one worker: lost 0, duplicated 0."""
 
     def publish(run: Run) -> LoadFacts:
@@ -92,7 +95,7 @@ def no_faults(broker: Broker, pool: str, *, count: int = LOAD_TASKS) -> Observat
 
 # -- 2. a prefork child killed mid-task --------------------------------------------------------------------
 def child_killed(
-    broker: Broker, pool: str, *, acks_late: bool, clock: Clock = time.monotonic
+    broker: Broker | Target, pool: str, *, acks_late: bool, clock: Clock = time.monotonic
 ) -> Observation[ChildFacts] | Inapplicable:
     """SIGKILL the prefork child running a long task.
 
@@ -140,19 +143,24 @@ def _child_fate(run: Run, facts: ChildFacts, settled: bool) -> ChildFacts:
 
 # -- 3. the whole worker killed mid-run --------------------------------------------------------------------
 def worker_killed(
-    broker: Broker,
+    broker: Broker | Target,
     pool: str,
     *,
     acks_late: bool,
     count: int = RUN_TASKS,
-    visibility_timeout: float = VISIBILITY_TIMEOUT,
+    visibility_timeout: float | None = VISIBILITY_TIMEOUT,
     clock: Clock = time.monotonic,
     wall: Clock = time.time,
 ) -> Observation[KillFacts] | Inapplicable:
     """SIGKILL a worker mid-run; once the visibility timeout has passed, start another (its start-up
     ``restore_visible`` sweep moves back what the dead one held). Settled when all the broker still
     had at the kill (queued, or held unacknowledged) ran. See ``judging.worker_killed_as_documented``.
+
+    On RabbitMQ there is no visibility timeout: the broker puts a dead consumer's unacknowledged
+    messages back when its connection closes, so the replacement starts at once.
     """
+    if as_target(broker).kind != "redis":
+        visibility_timeout = None
     return observe(broker, pool, Scenario(
         name="worker killed mid-run" + (" (acks_late)" if acks_late else ""),
         expected="lost 0; the interrupted tasks run again (duplicated >= in flight at the kill)" if acks_late
@@ -179,19 +187,23 @@ def _kill_worker(run: Run, count: int) -> KillFacts:
 
 
 def kill_and_snapshot(run: Run, ids: Sequence[str]) -> KillSnapshot:
-    """SIGKILL the run's first worker and read where every id was (queue, ``unacked``, ledger)."""
+    """SIGKILL the run's first worker and read where every id was (queue, ``unacked``, ledger).
+
+    On RabbitMQ, ``held`` is what the broker put back from the dead consumer (``redelivered``), read
+    once it dropped the consumer; ``queued`` the rest of the queue (see :meth:`Run.kept_ids`)."""
     queued_before = run.queued_ids()
     run.workers[0].kill()
     executions = run.executions()
+    queued, held = run.kept_ids()
     return KillSnapshot(
-        ids=frozenset(ids), queued_before=frozenset(queued_before), queued=frozenset(run.queued_ids()),
-        held=frozenset(run.held_ids()), started=frozenset(executions.starts), done=frozenset(executions.done),
+        ids=frozenset(ids), queued_before=frozenset(queued_before), queued=queued, held=held,
+        started=frozenset(executions.starts), done=frozenset(executions.done),
     )  # fmt: skip
 
 
 # -- 4. warm shutdown mid-run ------------------------------------------------------------------------------
 def warm_shutdown(
-    broker: Broker, pool: str, *, count: int = RUN_TASKS, clock: Clock = time.monotonic
+    broker: Broker | Target, pool: str, *, count: int = RUN_TASKS, clock: Clock = time.monotonic
 ) -> Observation[WarmFacts] | Inapplicable:
     """SIGTERM a worker mid-run: it finishes its running tasks, requeues the rest; nothing is lost.
     A second worker then runs what was requeued."""
@@ -221,7 +233,7 @@ def _warm_stop(run: Run, count: int) -> WarmFacts:
 
 # -- 5. broker restart mid-run -----------------------------------------------------------------------------
 def broker_restart(
-    broker: Broker,
+    broker: Broker | Target,
     pool: str,
     *,
     count: int = RESTART_TASKS,
@@ -236,12 +248,15 @@ def broker_restart(
     (so ``lost`` counts what the broker lost, not what a dead worker left queued), and messages held
     across the restart run once their visibility timeout passed (a second worker's start sweeps).
     """
-    if broker.owned and not broker.appendonly:
+    target = as_target(broker)
+    if target.kind == "redis" and target.owned and not getattr(target.broker, "appendonly", False):
         raise BrokerError("the broker-restart scenario needs a private Redis with appendonly=True")
-    return observe(broker, pool, Scenario(
+    rabbit = target.kind == "rabbitmq"
+    return observe(target, pool, Scenario(
         name="broker restart mid-run",
-        expected="the worker resumes by itself; every acknowledged publish runs: lost 0",
-        visibility_timeout=visibility_timeout, settle_timeout=FAULT_STALL_TIMEOUT,
+        expected="the worker resumes by itself; every acknowledged publish runs: lost 0"
+        + (" (durable queue, persistent messages)" if rabbit else ""),
+        visibility_timeout=None if rabbit else visibility_timeout, settle_timeout=FAULT_STALL_TIMEOUT,
         inject=lambda run: _restart_under_load(run, count),
         settle=lambda run, f: any(i in run.executions().done for i in f.after.ids),
         aftermath=_after_restart,
@@ -263,7 +278,7 @@ def _restart_under_load(run: Run, count: int) -> RestartFacts:
     )  # fmt: skip
     run.mark_fault(at=up_at)
     run.app.close()
-    run.app = client_app(run.broker.url, visibility_timeout=run.visibility_timeout)
+    run.app = run.client_app()
     after = run.enqueue(TASK_MARK, (run.run,), count=count)
     return RestartFacts(before, refused[0], after, queued_at_stop, down_at, up_at)
 
@@ -311,47 +326,66 @@ def _poll(condition: Callable[[], bool], what: str) -> bool:
 
 
 # -- 6. broker down at enqueue -----------------------------------------------------------------------------
-DownCase = tuple[bool, bool, str, str]
-"""``(retry, results, label, expected)`` of one publish to a down broker."""
+class DownCase(NamedTuple):
+    """One publish to a down broker: the retry policy on or off, a stored result, publisher confirms."""
+
+    retry: bool
+    results: bool
+    label: str
+    expected: str
+    confirm: bool = False
 
 
-def broker_down(broker: Broker | None, *, with_results: bool = False) -> list[BrokerDown]:
-    """``send_task`` while the broker is down: default retry policy, then ``retry=False``.
+def broker_down(broker: Broker | Target | None, *, with_results: bool = False) -> list[BrokerDown]:
+    """``send_task`` while the broker is down: default retry policy, then ``retry=False``; on RabbitMQ
+    also with publisher confirms (``confirm_publish``).
 
-    With ``with_results``, a third row: the default policy for a task whose result is stored.
+    With ``with_results``, one more row: the default policy for a task whose result is stored.
     """
     policy = Celery(set_as_current=False).conf.task_publish_retry_policy
     cases = [
-        (True, False, "default retry policy", f"OperationalError after the policy's retries ({policy})"),
-        (False, False, "retry=False", "OperationalError at once"),
+        DownCase(
+            True, False, "default retry policy", f"OperationalError after the policy's retries ({policy})"
+        ),
+        DownCase(False, False, "retry=False", "OperationalError at once"),
     ]
+    if broker is not None and as_target(broker).kind == "rabbitmq":
+        cases.append(DownCase(True, False, "publisher confirms", "OperationalError, as without confirms",
+                              confirm=True))  # fmt: skip
     return _publish_while_down(broker, cases + ([_RESULTS_CASE] if with_results else []))
 
 
-_RESULTS_CASE = (True, True, "default policy, result stored", "OperationalError (calling guide)")
+_RESULTS_CASE = DownCase(True, True, "default policy, result stored", "OperationalError (calling guide)")
 
 
-def broker_down_with_results(broker: Broker | None) -> BrokerDown:
-    """``send_task`` of a task that stores its result, while the (broker and backend) Redis is down."""
+def broker_down_with_results(broker: Broker | Target | None) -> BrokerDown:
+    """``send_task`` of a task that stores its result, while the broker is down (on Redis the result
+    backend is the same server, so it is down too; beside RabbitMQ the backend is a Redis that is up)."""
     return _publish_while_down(broker, [_RESULTS_CASE])[0]
 
 
-def _publish_while_down(broker: Broker | None, cases: Sequence[DownCase]) -> list[BrokerDown]:
+def _publish_while_down(broker: Broker | Target | None, cases: Sequence[DownCase]) -> list[BrokerDown]:
     """Each case timed against one down broker (a private one is stopped, then started again)."""
     conf = Celery(set_as_current=False).conf
     policy, connect = dict(conf.task_publish_retry_policy), float(conf.broker_connection_timeout)
-    url, bring_back = down_broker_url(broker)
+    target = as_target(broker) if broker is not None else None
+    kind = target.kind if target is not None else "redis"
+    backend = target.backend_url if target is not None else None
+    url, bring_back = down_broker_url(target.broker if target is not None else None, kind)
     try:
         return [
             BrokerDown(
-                label,
-                expected,
-                publish_error_time(url, retry=retry, results=results),
+                case.label,
+                case.expected,
+                publish_error_time(
+                    url, retry=case.retry, results=case.results, backend_url=backend, confirm=case.confirm
+                ),
                 policy,
                 connect,
-                results,
+                case.results,
+                kind,
             )  # fmt: skip
-            for retry, results, label, expected in cases
+            for case in cases
         ]
     finally:
         bring_back()
@@ -359,7 +393,7 @@ def _publish_while_down(broker: Broker | None, cases: Sequence[DownCase]) -> lis
 
 # -- 7. redelivery of a long countdown -----------------------------------------------------------------------
 def countdown_redelivery(
-    broker: Broker,
+    broker: Broker | Target,
     pool: str,
     *,
     visibility_timeout: float = VISIBILITY_TIMEOUT,
@@ -368,17 +402,30 @@ def countdown_redelivery(
 ) -> Observation[CountdownFacts] | Inapplicable:
     """A countdown longer than ``visibility_timeout`` (kombu #337).
 
-    Worker A receives the task at once and holds it, unacknowledged, until its ETA. Once the visibility
-    timeout has passed, any ``restore_visible`` sweep (here: worker B starting) puts the message back,
-    B receives it too, and both run it at the ETA.
+    Worker A receives the task at once and holds it, unacknowledged, until its ETA. On Redis, once the
+    visibility timeout has passed, any ``restore_visible`` sweep (here: worker B starting) puts the
+    message back, B receives it too, and both run it at the ETA. RabbitMQ has no visibility timeout: the
+    message stays with A (a channel holds it until it acks), B never sees it, it runs once.
     """
+    rabbit = as_target(broker).kind == "rabbitmq"
     return observe(broker, pool, Scenario(
         name="countdown > visibility_timeout (kombu#337)",
-        expected="documented Redis caveat: redelivered after visibility_timeout, runs more than once",
+        expected="runs once: no visibility timeout, the message stays with the worker that holds it" if rabbit
+        else "documented Redis caveat: redelivered after visibility_timeout, runs more than once",
         visibility_timeout=visibility_timeout, settle_timeout=countdown + FAULT_SETTLE_TIMEOUT / 4,
         inject=lambda run: _hold_countdown(run, countdown),
-        settle=lambda run, f: run.executions().starts.get(f.task_id, 0) >= 2,
+        settle=_ran_once_and_gone if rabbit else _ran_twice,
     ), wall=wall)  # fmt: skip
+
+
+def _ran_twice(run: Run, facts: CountdownFacts) -> bool:
+    return run.executions().starts.get(facts.task_id, 0) >= 2
+
+
+def _ran_once_and_gone(run: Run, facts: CountdownFacts) -> bool:
+    """It ran, and nothing of it is left in the broker (no ready message, no consumer holding one): no
+    second run can come."""
+    return bool(run.executions().done.get(facts.task_id)) and run.queued() == 0
 
 
 def _hold_countdown(run: Run, countdown: float) -> CountdownFacts:
@@ -390,3 +437,87 @@ def _hold_countdown(run: Run, countdown: float) -> CountdownFacts:
     run.wait_past_visibility(run.wall())
     run.worker()
     return CountdownFacts(task_id, countdown)
+
+
+# -- 8. a late-acknowledged task longer than RabbitMQ's consumer_timeout ------------------------------------
+CONSUMER_TIMEOUT_SETTINGS = {
+    "consumer_timeout": defaults.CONSUMER_TIMEOUT_MS,
+    "channel_tick_interval": defaults.CONSUMER_TIMEOUT_TICK_MS,
+}
+"""What the scenario sets on the private node for its run; :data:`RABBIT_DEFAULTS` puts back after."""
+
+RABBIT_DEFAULTS = {"consumer_timeout": 1_800_000, "channel_tick_interval": 60_000}
+"""RabbitMQ 3.10's defaults of the same settings (30 min; a channel checks once a minute)."""
+
+CHANNEL_CLOSED = "PRECONDITION_FAILED"
+"""What a worker logs when RabbitMQ closes its channel on the timeout ("delivery acknowledgement on
+channel 1 timed out")."""
+
+
+def consumer_timeout(
+    broker: Broker | Target, pool: str, *, task_seconds: float = defaults.CONSUMER_TIMEOUT_TASK_SECONDS
+) -> Observation[ConsumerTimeoutFacts] | Inapplicable:
+    """A task with ``acks_late`` that runs longer than RabbitMQ's ``consumer_timeout``.
+
+    RabbitMQ's docs: a consumer that does not acknowledge a delivery within the timeout has its channel
+    closed with ``PRECONDITION_FAILED`` and the delivery is requeued. Celery's calling guide (ETA and
+    countdown) says the worker then terminates with a ``PreconditionFailed`` error. Settled when the
+    worker exited (or the task ran again); a replacement then runs what RabbitMQ requeued. The scenario
+    lowers the node's ``consumer_timeout`` and ``channel_tick_interval`` (``rabbitmqctl eval``, read by
+    new channels) and puts RabbitMQ's defaults back after.
+    """
+    timeout_s = defaults.CONSUMER_TIMEOUT_MS / 1000
+    return observe(broker, pool, Scenario(
+        name="acks_late task longer than consumer_timeout",
+        expected="the channel is closed (PRECONDITION_FAILED), the worker exits (calling guide) and the "
+        "delivery is requeued: it runs again on the next worker, lost 0",
+        settings=WorkerSettings(acks_late=True), settle_timeout=task_seconds + FAULT_SETTLE_TIMEOUT / 4,
+        prepare=_lower_consumer_timeout,
+        inject=lambda run: _outlive_timeout(run, task_seconds, timeout_s),
+        settle=lambda run, f: not run.workers[0].alive() or _all_runs_done(run, f.task_id, at_least=2),
+        aftermath=_timeout_fate,
+        applies=_needs_private_rabbitmq,
+    ))  # fmt: skip
+
+
+def _needs_private_rabbitmq(target: Target, _pool: str) -> str | None:
+    if target.kind != "rabbitmq":
+        return "RabbitMQ's consumer_timeout: Redis has none (its visibility_timeout: see the countdown row)"
+    return (
+        None if target.owned else "needs a private RabbitMQ node (the scenario lowers its consumer_timeout)"
+    )
+
+
+def _lower_consumer_timeout(run: Run) -> Callable[[], None]:
+    node = run.broker
+    node.set_env(CONSUMER_TIMEOUT_SETTINGS)  # type: ignore[attr-defined]
+    return lambda: node.set_env(RABBIT_DEFAULTS)  # type: ignore[attr-defined]
+
+
+def _outlive_timeout(run: Run, task_seconds: float, timeout_s: float) -> ConsumerTimeoutFacts:
+    task_id = run.enqueue(TASK_WORK, (run.run, task_seconds, TASK_SECONDS), count=1).ids[0]
+    wait_for(lambda: run.executions().starts.get(task_id), timeout=FAULT_SETTLE_TIMEOUT,
+             what=f"task {task_id} to start", interval=FAULT_AIM_POLL)  # fmt: skip
+    run.mark_fault()
+    return ConsumerTimeoutFacts(task_id, timeout_s, task_seconds)
+
+
+def _all_runs_done(run: Run, task_id: str, *, at_least: int) -> bool:
+    """``task_id`` started ``at_least`` times, and every start completed."""
+    executions = run.executions()
+    starts = executions.starts.get(task_id, 0)
+    return starts >= at_least and executions.done.get(task_id, 0) >= starts
+
+
+def _timeout_fate(run: Run, facts: ConsumerTimeoutFacts, settled: bool) -> ConsumerTimeoutFacts:
+    """Read what the worker logged; if it exited, start a replacement and let it run what RabbitMQ
+    requeued (bounded); let every started run finish."""
+    first = run.workers[0]
+    log = first.log()
+    closed = CHANNEL_CLOSED in log
+    reconnected = closed and "Connected to amqp://" in log.split(CHANNEL_CLOSED, 1)[-1]
+    if not first.alive():
+        run.worker()
+        _poll(lambda: _all_runs_done(run, facts.task_id, at_least=2), "the requeued task to run again")
+    _poll(lambda: _all_runs_done(run, facts.task_id, at_least=1), "every run of the task to complete")
+    return replace(facts, channel_closed=closed, reconnected=reconnected)

@@ -1,4 +1,5 @@
-"""Fixtures of the fault tier: a broker the faults may restart, and a leak check after every scenario."""
+"""Fixtures of the fault tier: a broker the faults may restart (per broker kind), and a leak check after
+every scenario."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from collections.abc import Collection, Iterator
 import psutil
 import pytest
 
+from bench import brokers
 from bench.broker import Broker, BrokerError, find_redis_server, from_option
-from bench.procs import harness_processes
+from bench.faults import Target
+from bench.procs import ManagedProcess, harness_processes
 
 
 def require_redis_server() -> None:
@@ -29,16 +32,30 @@ def redis_server() -> None:
 
 
 @pytest.fixture(scope="module")
-def fault_broker(bench_broker_url_option: str | None, bench_run_id: str) -> Iterator[Broker]:
-    """A private Redis with append-only persistence (restartable), or the user's ``--broker-url``."""
-    if not bench_broker_url_option:
-        require_redis_server()
-    broker = from_option(bench_broker_url_option, appendonly=True)
-    broker.start()
+def fault_broker(
+    broker_kind: str, bench_broker_url_option: str | None, bench_backend: Broker
+) -> Iterator[Target]:
+    """The broker of ``broker_kind`` the faults may restart, with a Redis for the ledger and results.
+
+    ``redis``: a private Redis with append-only persistence (restartable), or the user's
+    ``--broker-url``; it is its own store. ``rabbitmq``: a private RabbitMQ node of this module's own
+    (restartable; its settings may be changed by a scenario), or the user's ``amqp://`` URL; the store
+    is the session's backend Redis (``bench_backend``).
+    """
+    url = bench_broker_url_option
+    if broker_kind == "redis":
+        if not url:
+            require_redis_server()
+        broker = from_option(url if url and brokers.kind_of_url(url) == "redis" else None, appendonly=True)
+        with broker:
+            yield Target(broker, broker)
+        return
+    handle = brokers.external(url) if url else brokers.private(broker_kind)
+    handle.start()
     try:
-        yield broker
+        yield Target(handle, bench_backend)  # type: ignore[arg-type]
     finally:
-        broker.stop()
+        handle.stop()
 
 
 def harness_pids(run_id: str) -> set[int]:
@@ -47,18 +64,31 @@ def harness_pids(run_id: str) -> set[int]:
 
 
 def assert_no_leaks(
-    run_id: str, broker: Broker, *, before: Collection[int], started: Collection[int]
+    run_id: str, broker: Broker | Target, *, before: Collection[int], started: Collection[int]
 ) -> None:
-    """None of ``started`` is alive, nor any harness process of this run but the broker not in ``before``."""
+    """None of ``started`` is alive, nor any harness process of this run not in ``before`` but the
+    broker's."""
     alive = [pid for pid in started if psutil.pid_exists(pid) and _running(pid)]
     assert not alive, f"processes left behind by the scenario: {alive}"
-    broker_pid = broker.process.pid if broker.process is not None else None
-    stray = [p for p in harness_processes(run_id) if p.pid not in before and p.pid != broker_pid]
+    servers = server_pids(broker)
+    stray = [p for p in harness_processes(run_id) if p.pid not in before and p.pid not in servers]
     assert not stray, f"harness processes left behind: {[(p.pid, p.name()) for p in stray]}"
 
 
+def server_pids(broker: Broker | Target) -> set[int]:
+    """The pids of the broker's (and store's) server trees as they run now (a restart makes new ones)."""
+    target = broker if isinstance(broker, Target) else Target(broker, broker)
+    found: set[int] = set()
+    for server in (target.broker, target.store):
+        for attr in ("process", "epmd"):
+            proc: ManagedProcess | None = getattr(server, attr, None)
+            if proc is not None and proc.alive():
+                found |= {proc.pid, *(p.pid for p in proc.descendants())}
+    return found
+
+
 @pytest.fixture
-def no_leaks(bench_run_id: str, fault_broker: Broker) -> Iterator[list[int]]:
+def no_leaks(bench_run_id: str, fault_broker: Target) -> Iterator[list[int]]:
     """Collects the pids a scenario started; after the test, none of them (nor any new harness
     process of this run) may still be alive."""
     before = harness_pids(bench_run_id)

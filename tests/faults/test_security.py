@@ -27,13 +27,15 @@ def test_pickled_message_is_refused_and_never_executed(pool, fault_broker, no_le
     bad_id, good_id = uuid.uuid4().hex, uuid.uuid4().hex
     scratch = make_tempdir("canary")
     canary = scratch / "unpickled"
-    client = fault_broker.client()
+    client = fault_broker.client()  # the store: ledger and results
     try:
-        with Worker(fault_broker.url, pool=pool, queues=(queue,)) as worker:
+        with Worker(
+            fault_broker.url, pool=pool, queues=(queue,), backend_url=fault_broker.backend_url
+        ) as worker:
             no_leaks.extend([worker.pid, *worker.child_pids()])
             bad = faults.pickle_task_message(faults.TASK_MARK, bad_id, (run,), queue=queue, canary=canary)
             good = faults.json_task_message(faults.TASK_MARK, good_id, (run,), queue=queue)
-            faults.push_raw(fault_broker, queue, bad)  # LPUSH + BRPOP: first in, first delivered
+            faults.push_raw(fault_broker, queue, bad)  # Redis LPUSH + BRPOP, AMQP: first in, first delivered
             faults.push_raw(fault_broker, queue, good)
             wait_for(lambda: good_id in ledger.read(client, run).done, timeout=RESULT,
                      what="the JSON message pushed after the pickled one to run")  # fmt: skip
@@ -43,7 +45,9 @@ def test_pickled_message_is_refused_and_never_executed(pool, fault_broker, no_le
             assert bad_id not in executions.starts and bad_id not in executions.done
             assert not canary.exists(), "the worker unpickled the message body"
             assert "application/x-python-serialize" in worker.log()
-            assert client.llen(queue) == 0, "the refused message must not stay in the queue"
+            assert faults.queue_length(fault_broker, queue) == 0, (
+                "the refused message must not stay in the queue"
+            )
             assert worker.alive() and worker.ping(timeout=2.0)
             no_leaks.extend(worker.child_pids())
     finally:
@@ -108,6 +112,7 @@ def test_wrong_argument_count_is_caught_before_sending_by_delay(app):
         add.delay(1)
 
 
+@pytest.mark.brokers("redis")  # two private Redis servers of its own: the session's broker kind is not used
 def test_two_harness_runs_do_not_see_each_others_tasks_or_results(pool, no_leaks, redis_server):
     with private_redis() as first, private_redis() as second:
         with Worker(first.url, pool=pool) as one, Worker(second.url, pool=pool) as two:

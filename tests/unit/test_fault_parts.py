@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from bench import faults
+import pytest
+
+from bench import defaults, faults
 
 
 def _unacked_entry(task_id: str, queue: str) -> bytes:
@@ -233,3 +235,117 @@ def test_a_verdict_is_typed_and_renders_as_its_value():
     assert row.verdict is faults.Verdict.NA and json.dumps(report.record_dict(row))  # JSON-serialisable
     assert json.loads(json.dumps(report.record_dict(row)))["verdict"] == "n/a"
     assert report.reliability_table([row]).splitlines()[2].split()[-1] == "n/a"
+
+
+# -- RabbitMQ rows and shutdown semantics (pure) ------------------------------------------------------------
+def test_countdown_verdict_depends_on_the_broker():
+    twice = _observation(faults.CountdownFacts("a", 6.0), ids="a", starts={"a": 2}, broker="rabbitmq")
+    once = _observation(faults.CountdownFacts("a", 6.0), ids="a", broker="rabbitmq")
+    assert faults.judge(once).verdict is faults.Verdict.OK and faults.judge(once).broker == "rabbitmq"
+    assert faults.judge(twice).verdict is faults.Verdict.DEVIATION
+
+
+def test_worker_killed_on_rabbitmq_names_no_visibility_timeout_nor_brpop():
+    snap = _snap(ids="abcd", queued="d", held="bc", started="ab", done="a")  # c reserved, b running
+    obs = _observation(faults.KillFacts(snap, 0.0), ids="abcd", starts={"a": 1, "b": 2, "c": 1, "d": 1},
+                       acks_late=True, broker="rabbitmq", visibility_timeout=None)  # fmt: skip
+    row = faults.judge(obs)
+    assert row.verdict is faults.Verdict.OK and "2 put back by the broker" in row.note
+    assert "visibility_timeout" not in row.note.split(";")[0]
+
+
+def test_lost_in_brpop_is_a_redis_symptom_only():
+    ran = {"a": 1, "c": 1, "d": 1}
+    lost_b = _observation(_restart_facts(before="abd"), ids="abdc", starts=ran, done=ran)
+    assert faults.lost_in_brpop(lost_b)
+    assert not faults.lost_in_brpop(dataclasses.replace(lost_b, broker="rabbitmq"))  # no BRPOP on AMQP
+
+
+def test_consumer_timeout_verdict():
+    facts = faults.ConsumerTimeoutFacts("a", 2.0, 6.0, channel_closed=True)
+    again = _observation(facts, ids="a", starts={"a": 2}, done={"a": 2}, broker="rabbitmq",
+                         worker_alive=False, worker_exit=1)  # fmt: skip
+    row = faults.judge(again)
+    assert row.verdict is faults.Verdict.OK and "exited with 1" in row.note
+    never = _observation(dataclasses.replace(facts, channel_closed=False), ids="a", broker="rabbitmq")
+    assert faults.judge(never).verdict is faults.Verdict.DEVIATION
+    lost = _observation(facts, ids="a", starts={"a": 2}, done={}, broker="rabbitmq")
+    assert faults.judge(lost).verdict is faults.Verdict.DEVIATION
+
+
+def _case(label: str) -> faults.ShutdownCase:
+    return next(c for c in faults.SHUTDOWN_CASES if c.label.startswith(label))
+
+
+def test_shutdown_case_bounds_and_exit_codes():
+    slack = defaults.SHUTDOWN_SLACK
+    warm, cold, soft = _case("TERM, running"), _case("QUIT, running"), _case("TERM as QUIT, soft")
+    assert (warm.cold, warm.expected_exit, warm.bound(1.5)) == (False, 0, 1.5 + slack)
+    assert (cold.cold, cold.expected_exit, cold.bound(1.5)) == (True, 1, slack)
+    assert soft.cold and soft.soft_waits and soft.bound(1.5) == defaults.SOFT_SHUTDOWN_TIMEOUT + slack
+    idle_soft = _case("TERM as QUIT, soft 3s on idle")
+    assert idle_soft.soft_waits  # worker_enable_soft_shutdown_on_idle: it waits with nothing running
+    assert not dataclasses.replace(idle_soft, soft_on_idle=False).soft_waits
+    assert faults.shutdown_settings(soft).env == (("REMAP_SIGTERM", "SIGQUIT"),)
+    assert dict(faults.shutdown_settings(idle_soft).celery) == {
+        "worker_soft_shutdown_timeout": defaults.SOFT_SHUTDOWN_TIMEOUT,
+        "worker_enable_soft_shutdown_on_idle": True,
+    }
+
+
+def _shutdown(case, **fields):
+    base = dict(case=case, task_seconds=1.5, exit_code=case.expected_exit, seconds=1.0, hung=False,
+                started=frozenset("ab"), done=frozenset("a"), started_after=frozenset("ab"),
+                done_after=frozenset("ab"), kept=frozenset("cd"), held=frozenset())  # fmt: skip
+    return faults.ShutdownFacts(**{**base, **fields})
+
+
+def test_shutdown_problems():
+    from bench.faults.judging import shutdown_problems
+
+    ids = frozenset("abcd")
+    warm = _case("TERM, running")
+    assert shutdown_problems(_shutdown(warm), ids) == []
+    assert "exit code 1 after a warm shutdown" in shutdown_problems(_shutdown(warm, exit_code=1), ids)
+    assert any("over its bound" in p for p in shutdown_problems(_shutdown(warm, seconds=30.0), ids))
+    assert any("lost" in p for p in shutdown_problems(_shutdown(warm, kept=frozenset("c")), ids))
+    twice = _shutdown(warm, kept=frozenset("acd"))  # a completed before the signal and is back
+    assert any("would run twice" in p for p in shutdown_problems(twice, ids))
+    assert any(
+        "celery#10180" in p for p in shutdown_problems(_shutdown(warm, started_after=frozenset("abc")), ids)
+    )
+    assert any(
+        "celery#9505" in p for p in shutdown_problems(_shutdown(warm, failure_marked=frozenset("b")), ids)
+    )
+    cold = _case("QUIT, running")  # b running at the signal, cancelled: lost without acks_late
+    assert shutdown_problems(_shutdown(cold, done_after=frozenset("a")), ids) == []
+    finished = shutdown_problems(_shutdown(cold), ids)  # b ran to the end instead of being cancelled
+    assert any("celery#10490" in p for p in finished)
+    late = _case("QUIT, running, acks_late")
+    assert any("lost" in p for p in shutdown_problems(_shutdown(late, done_after=frozenset("a")), ids))
+
+
+def test_section_brokers():
+    from bench import brokers
+
+    assert faults.section_brokers(None, "amqp://u:p@h:5672//") == ["rabbitmq"]
+    assert faults.section_brokers(["redis", "redis"], None) == ["redis"]
+    assert faults.section_brokers(None, None) == [k for k in brokers.KINDS if brokers.support(k).available]
+    with pytest.raises(ValueError, match="unknown broker"):
+        faults.section_brokers(["kafka"], None)
+
+
+def test_the_quick_section_runs_known_shutdown_cases():
+    from bench.faults import QUICK_SHUTDOWN_CASES
+
+    labels = [c.label for c in faults.SHUTDOWN_CASES]
+    assert set(QUICK_SHUTDOWN_CASES) <= set(labels) and len(set(labels)) == len(labels)
+
+
+def test_a_shutdown_row_counts_what_is_back_in_the_broker_as_not_lost():
+    warm = _case("TERM, running")
+    facts = _shutdown(warm)  # a and b completed, c and d back in the broker
+    obs = _observation(facts, ids="abcd", starts={"a": 1, "b": 1}, done={"a": 1, "b": 1})
+    assert obs.tally.lost == 2  # the ledger alone: c and d never ran
+    row = faults.judge(obs)
+    assert (row.lost, row.verdict) == (0, faults.Verdict.OK) and "2 back in the broker" in row.note

@@ -319,3 +319,17 @@ def test_chromium_sorts_by_column_and_keeps_notes_with_their_row(
         notes = {b[0].all("td")[1].content(): b[1].content() for b in found.bodies if len(b) > 1}
         assert notes["worker killed"] == "ran twice expected: lost 0"
         assert notes["no faults"] == "drained in 0.6s expected: lost 0"
+
+
+def test_reliability_of_two_brokers_goes_side_by_side_in_html():
+    pair = (
+        dataclasses.replace(RECORDS[0], broker="redis"),
+        dataclasses.replace(RECORDS[0], broker="rabbitmq", verdict="deviation", note="ran twice on rabbitmq"),
+    )
+    section = html.reliability_section(pair)
+    head = section[section.index("<thead>") : section.index("</thead>")]
+    assert ">redis<" in head and ">rabbitmq<" in head
+    assert section.count('<td class="verdict verdict-ok"') == 1
+    assert section.count('<td class="verdict verdict-deviation"') == 1
+    assert "rabbitmq: ran twice on rabbitmq" in section
+    assert section.count("<tbody") == 1  # one row for the pool and scenario

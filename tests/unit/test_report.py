@@ -219,3 +219,22 @@ def test_log_axis_labels_do_not_overlap(low, high):
             assert left.x1 < right.x0, (left, right)
     finally:
         plt.close(fig)
+
+
+def test_reliability_of_two_brokers_goes_side_by_side():
+    redis_ok = dataclasses.replace(RECORD, scenario="countdown", duplicated=1, broker="redis")
+    rabbit_ok = dataclasses.replace(RECORD, scenario="countdown", broker="rabbitmq", recovery_seconds=None)
+    rabbit_na = dataclasses.replace(
+        RECORD, scenario="timeout", verdict="n/a", note="redis has none", broker="redis"
+    )
+    rabbit_dev = dataclasses.replace(
+        RECORD, scenario="timeout", verdict="deviation", note="x", broker="rabbitmq"
+    )
+    lines = report.reliability_table([redis_ok, rabbit_ok, rabbit_na, rabbit_dev]).splitlines()
+    assert lines[0].split() == ["pool", "scenario", "redis", "rabbitmq"]
+    assert len([line for line in lines if line.startswith("solo")]) == 2  # one row per pool and scenario
+    countdown = next(line for line in lines if "countdown" in line)
+    assert countdown.index("dup 1") < countdown.index("dup 0")  # redis's column first, as first seen
+    timeout = next(line for line in lines if line.startswith("solo") and "timeout" in line)
+    assert "n/a" in timeout and "deviation" in timeout
+    assert any(line.startswith("  rabbitmq / solo / timeout: deviation: x") for line in lines)
