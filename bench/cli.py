@@ -461,6 +461,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     base = build_config(args)
     try:
         sweep.cell_settings(dict(base.settings), where="--set")
+        sweep.check_hiredis(cells, base)
     except sweep.SweepError as exc:
         raise UsageError(str(exc)) from None
     path = args.json or REPORT_DIR / default_json_path().name.replace("bench-", "sweep-")

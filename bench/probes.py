@@ -52,12 +52,32 @@ def stamp(*args: Any, **kwargs: Any) -> float:
 # -- the reliability ledger (bench.ledger's key layout; the fault scenarios send these) ---------------
 # Each execution records itself with atomic Redis operations under ``rel:<run>:*`` on the worker's own
 # broker (the harness's Redis): ``start`` and ``done`` count executions per task id, ``pid`` is the
-# process that started it last (to kill that child). Same layout as ``tasks/reliability.py``.
+# process that started it last (to kill that child), ``parser`` each process's redis-py reply parser.
+# Same layout as ``tasks/reliability.py``.
 LEDGER_TTL_SECONDS = 24 * 3600
 """Ledger keys expire after a day, so a run against a user's broker leaves nothing for good."""
 
 _clients: dict[tuple[int, int], redis.Redis] = {}
 _clients_lock = threading.Lock()
+_parsers: dict[int, str] = {}
+
+
+def redis_parser(client: redis.Redis) -> str:
+    """The class name of the reply parser of ``client``'s connections in this process, e.g.
+    ``_HiredisParser`` or ``_RESP2Parser`` (redis-py picks hiredis's when it can import it)."""
+    connection = client.connection_pool.get_connection()
+    try:
+        return type(connection._parser).__name__
+    finally:
+        client.connection_pool.release(connection)
+
+
+def _parser(client: redis.Redis) -> str:
+    """:func:`redis_parser` of this process, computed once."""
+    found = _parsers.get(os.getpid())
+    if found is None:
+        found = _parsers[os.getpid()] = redis_parser(client)
+    return found
 
 
 def _ledger(task: Task) -> redis.Redis:
@@ -77,7 +97,8 @@ def _count(task: Task, run: str, *kinds: str, pid: bool = False) -> list[int]:
         pipe.hincrby(ledger.key(run, kind), task.request.id, 1)
     if pid:
         pipe.hset(ledger.key(run, "pid"), task.request.id, os.getpid())
-    for kind in (*kinds, "pid") if pid else kinds:
+        pipe.hset(ledger.key(run, "parser"), str(os.getpid()), _parser(_ledger(task)))
+    for kind in (*kinds, "pid", "parser") if pid else kinds:
         pipe.expire(ledger.key(run, kind), LEDGER_TTL_SECONDS)
     return [int(n) for n in pipe.execute()[: len(kinds)]]
 

@@ -6,6 +6,7 @@ Only formatting: every number shown was computed by ``bench.compare`` or ``bench
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from bench import stats
 from bench.compare import Comparison, Key, Verdict
 from bench.report import grid, number, percent
-from bench.sweep import OBJECTIVES, Objective, Recommendation, Sweep, relative
+from bench.sweep import DELIVERY, OBJECTIVES, Cell, Objective, Recommendation, Sweep, relative
 
 COMPARE_HEADERS = ("figure", "pool", "config", "A median", "B median", "unit", "change", "significant")
 
@@ -25,6 +26,7 @@ def settings_label(config_key: str) -> str:
     data = json.loads(config_key)
     sets = " ".join(f"{k}={json.dumps(v)}" for k, v in data["settings"].items())
     sets += " producer reused" if data.get("producer_reuse") else ""
+    sets += "" if data.get("hiredis") is None else f" hiredis {'on' if data['hiredis'] else 'off'}"
     return f"{data['app']}" + (f"; {sets.strip()}" if sets else "")
 
 
@@ -89,14 +91,38 @@ def comparison_text(comparison: Comparison) -> str:
 
 
 # -- sweeps -------------------------------------------------------------------------------------------
-def _settings(settings: Iterable[tuple[str, Any]], producer_reuse: bool = False) -> str:
+def _settings(
+    settings: Iterable[tuple[str, Any]], producer_reuse: bool = False, hiredis: bool | None = None
+) -> str:
     text = " ".join(f"{k}={json.dumps(v)}" for k, v in settings)
     text += " apply_async(producer=held)" if producer_reuse else ""
+    text += "" if hiredis is None else f" hiredis {'installed' if hiredis else 'hidden'}"
     return text.strip() or "(the app's own)"
+
+
+def _cell_settings(cell: Cell) -> str:
+    return _settings(cell.settings, cell.producer_reuse, cell.hiredis)
 
 
 def _signed(change: float | None) -> str:
     return "-" if change is None else f"{change:+.0%}"
+
+
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _lost(rec: Recommendation, baseline: str) -> str:
+    """The chosen cell's lost and duplicated counts on kill, with the baseline's (absolute: 0 -> 4 is
+    no percentage)."""
+    lost, base = dict(rec.figures).get("lost"), dict(rec.baseline_figures).get("lost")
+    if lost is None:
+        return "lost on kill -"
+    dup, base_dup = rec.duplicated
+    return (
+        f"lost on kill {_count(lost)}, duplicated {_count(dup)} "
+        f"({baseline}: {_count(base)} and {_count(base_dup)})"
+    )
 
 
 def _judged(objective: Objective, change: float | None) -> str:
@@ -111,6 +137,8 @@ def _judged(objective: Objective, change: float | None) -> str:
 
 def objective_table(sweep: Sweep, objective: Objective) -> str:
     """One objective: every cell, best first, with its change against the baseline."""
+    if objective.scenario == DELIVERY:
+        return delivery_table(sweep, objective)
     base = sweep.scores[sweep.baseline][objective.name]
     measured = [(c, v) for c, s in sweep.scores.items() if (v := s[objective.name]) is not None]
     measured.sort(key=lambda item: item[1] if objective.lower_is_better else -item[1])
@@ -135,25 +163,77 @@ def objective_table(sweep: Sweep, objective: Objective) -> str:
             name, f"{row.config.pool} x{row.config.concurrency or 1}" if row.config.pool else "-",
             number(value), _signed(relative(value, base)), percent(spread),
             "-" if row.floor_ratio is None else f"{row.floor_ratio:.2f}",
-            "*" if name in sweep.front else "", _settings(cells[name].settings, cells[name].producer_reuse),
+            "*" if name in sweep.front else "", _cell_settings(cells[name]),
         ])  # fmt: skip
     return f"{objective.title.upper()} ({objective.field} of the rounds' figures)\n" + grid(headers, rows)
 
 
+def delivery_table(sweep: Sweep, objective: Objective) -> str:
+    """The delivery probes: per cell, lost and duplicated on kill, what was in flight, the parser."""
+    cells = {c.name: c for c in sweep.cells}
+    measured = [(c, v) for c, s in sweep.scores.items() if (v := s[objective.name]) is not None]
+    measured.sort(key=lambda item: item[1])
+    headers = ["cell", "pool", "lost", "duplicated", "running at kill", "held at kill", "probes",
+               "settled", "parser: producer", "worker", "front", "settings"]  # fmt: skip
+    rows = []
+    for name, value in measured:
+        probes = sweep.deliveries[name]
+        cell = cells[name]
+        workers = parser_label(p for d in probes for p in d.parsers)
+        rows.append([
+            name, _pool_of(sweep, name),
+            _count(value), _count(statistics.median(d.duplicated for d in probes)),
+            _count(statistics.median(d.in_flight for d in probes)),
+            _count(statistics.median(d.held for d in probes)), str(len(probes)),
+            "yes" if all(d.settled for d in probes) else "NO",
+            parser_label(sweep.parsers.get(name, ())), workers,
+            "*" if name in sweep.front else "", _cell_settings(cell),
+        ])  # fmt: skip
+    title = f"{objective.title.upper()} (median of the cells' probes; {_probe_size(sweep)})"
+    return title + "\n" + grid(headers, rows)
+
+
+PARSERS = {"_HiredisParser": "hiredis", "_RESP2Parser": "python", "_RESP3Parser": "python (RESP3)"}
+"""redis-py's reply parser classes, as the tables name them."""
+
+
+def parser_label(classes: Iterable[str]) -> str:
+    """``hiredis`` / ``python`` (or both, or ``-``) from parser class names, as measured."""
+    return "+".join(sorted({PARSERS.get(c, c) for c in classes})) or "-"
+
+
+def _pool_of(sweep: Sweep, cell: str) -> str:
+    """``pool xN`` of the cell's worker (from its drain row), ``-`` if it has none."""
+    row = next((r for r in sweep.rows if r.cell == cell and r.config.pool), None)
+    return "-" if row is None else f"{row.config.pool} x{row.config.concurrency or 1}"
+
+
+def _probe_size(sweep: Sweep) -> str:
+    first = next((d for found in sweep.deliveries.values() for d in found), None)
+    return "no probe" if first is None else f"{first.enqueued} tasks each"
+
+
 def recommendation_line(rec: Recommendation, baseline: str) -> str:
-    if rec.gain is None:
+    if rec.gain is None and rec.cell == baseline:
         return f"{rec.objective.name}: keep {baseline} (no cell did better)"
     noise = (
         "significant"
         if rec.significant
         else "within the rounds' noise"
         if rec.significant is False
+        else "untested: one probe per cell"
+        if rec.objective.scenario == DELIVERY
         else "untested"
     )
-    costs = ", ".join(_judged(o, dict(rec.costs).get(o.name)) for o in OBJECTIVES if o is not rec.objective)
+    costs = ", ".join(
+        _lost(rec, baseline) if o.scenario == DELIVERY else _judged(o, dict(rec.costs).get(o.name))
+        for o in OBJECTIVES
+        if o is not rec.objective
+    )
+    gain = _lost(rec, baseline) if rec.objective.scenario == DELIVERY else _judged(rec.objective, rec.gain)
     return (
-        f"{rec.objective.name}: {rec.cell} [{_settings(rec.settings, rec.producer_reuse)}]: "
-        f"{_judged(rec.objective, rec.gain)} vs {baseline} ({noise}); in the others: {costs}"
+        f"{rec.objective.name}: {rec.cell} [{_settings(rec.settings, rec.producer_reuse, rec.hiredis)}]: "
+        f"{gain} vs {baseline} ({noise}); in the others: {costs}"
     )
 
 

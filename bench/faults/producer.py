@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ from kombu.exceptions import OperationalError
 
 from bench import client as bench_client
 from bench import defaults
+from bench.config import Config
 
 # -- tasks (by name) ----------------------------------------------------------------------------------
 TASK_MARK = "bench.probes.mark"  # the ledger probes (bench/probes.py), in every harness worker
@@ -22,13 +23,33 @@ TASK_WORK_LATE = "bench.probes.work_late"
 
 
 # -- the client side ------------------------------------------------------------------------------------
-def client_app(broker_url: str, *, visibility_timeout: float | None = None) -> Celery:
-    """A producer app for ``broker_url`` (JSON only), with the workers' ``visibility_timeout``."""
-    settings: dict[str, Any] = {}
+def client_app(
+    broker_url: str, *, visibility_timeout: float | None = None, config: Config | None = None
+) -> Celery:
+    """A producer app for ``broker_url`` (JSON only, or ``config``'s producer settings), with the
+    workers' ``visibility_timeout``."""
+    settings: dict[str, Any] = {} if config is None else dict(config.producer_settings)
     if visibility_timeout is not None:
-        settings["broker_transport_options"] = {"visibility_timeout": visibility_timeout}
+        settings["broker_transport_options"] = transport_options(settings, visibility_timeout)
         settings["result_backend_transport_options"] = {"visibility_timeout": visibility_timeout}
     return bench_client.client_app(broker_url, name="bench-reliability", **settings)
+
+
+def transport_options(settings: Mapping[str, Any], visibility_timeout: float) -> dict[str, Any]:
+    """``settings``' own ``broker_transport_options`` with the scenario's ``visibility_timeout``."""
+    return dict(settings.get("broker_transport_options") or {}) | {"visibility_timeout": visibility_timeout}
+
+
+def configured_worker(config: Config, visibility_timeout: float | None) -> dict[str, Any]:
+    """:class:`bench.worker.Worker` keyword arguments for ``config`` (its app, its settings on the
+    command line), with ``visibility_timeout`` merged into the app's own transport options."""
+    kwargs = config.worker_kwargs()
+    if visibility_timeout is not None:
+        merged = dict(config.producer_settings) | dict(config.settings)
+        kwargs["settings"] = dict(kwargs["settings"]) | {
+            "broker_transport_options": transport_options(merged, visibility_timeout)
+        }
+    return kwargs
 
 
 def worker_env(

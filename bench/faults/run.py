@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic
 
 from bench import defaults, ledger
 from bench.broker import Broker
+from bench.config import Config
 from bench.defaults import FAULT_AIM_POLL, FAULT_CLOCK_SLACK, FAULT_POLL, FAULT_SETTLE_TIMEOUT
 from bench.faults.kombu_redis import (
     REDIS_PRIORITY_SEP,
@@ -23,7 +24,7 @@ from bench.faults.kombu_redis import (
     unacked_ids,
 )
 from bench.faults.observations import F, Inapplicable, Observation, WorkerSettings
-from bench.faults.producer import Published, client_app, enqueue, worker_env
+from bench.faults.producer import Published, client_app, configured_worker, enqueue, worker_env
 from bench.procs import wait_for
 from bench.worker import Worker
 
@@ -42,15 +43,21 @@ class Run:
         *,
         settings: WorkerSettings | None = None,
         visibility_timeout: float | None = None,
+        config: Config | None = None,
+        worker_env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.broker, self.pool, self.settings = broker, pool, settings or WorkerSettings()
         self.visibility_timeout = visibility_timeout
+        self.config = config
+        """``None``: the seed app with ``settings`` (the fault tier); else this configuration's app and
+        settings for workers and producer (``bench sweep``'s delivery probe)."""
+        self.extra_env = dict(worker_env or {})
         self.clock, self.wall = clock, wall
         self.run = uuid.uuid4().hex[:12]
         self.queue = f"rel.{self.run}"
-        self.app = client_app(broker.url, visibility_timeout=visibility_timeout)
+        self.app = client_app(broker.url, visibility_timeout=visibility_timeout, config=config)
         self.redis = broker.client()
         self.workers: list[Worker] = []
         self.pids: set[int] = set()
@@ -68,8 +75,10 @@ class Run:
         """Start a worker with the scenario's settings on the run's queue (ready when it answers)."""
         s = self.settings
         env = worker_env(acks_late=s.acks_late, reject_on_worker_lost=s.reject_on_worker_lost,
-                         visibility_timeout=self.visibility_timeout)  # fmt: skip
-        worker = Worker(self.broker.url, pool=self.pool, queues=(self.queue,), env=env, loglevel=s.loglevel)
+                         visibility_timeout=self.visibility_timeout) | self.extra_env  # fmt: skip
+        kwargs = {} if self.config is None else configured_worker(self.config, self.visibility_timeout)
+        kwargs["pool"] = self.pool
+        worker = Worker(self.broker.url, queues=(self.queue,), env=env, loglevel=s.loglevel, **kwargs)
         self.workers.append(worker)
         worker.start()
         self.remember(worker)
@@ -235,12 +244,15 @@ def observe(
     *,
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
+    config: Config | None = None,
+    worker_env: Mapping[str, str] | None = None,
 ) -> Observation[F] | Inapplicable:
-    """Run ``scenario`` on ``pool``: one worker, inject, settle (bounded), aftermath, stop, account."""
+    """Run ``scenario`` on ``pool``: one worker, inject, settle (bounded), aftermath, stop, account.
+    ``config`` / ``worker_env``: the workers' app and settings, and environment, if not the seed's."""
     if reason := scenario.applies(broker, pool):
         return Inapplicable(scenario.name, scenario.expected, pool, reason)
     with fault_run(broker, pool, settings=scenario.settings, visibility_timeout=scenario.visibility_timeout,
-                   clock=clock, wall=wall) as run:  # fmt: skip
+                   clock=clock, wall=wall, config=config, worker_env=worker_env) as run:  # fmt: skip
         first = run.worker()
         facts = scenario.inject(run)
         started = clock()

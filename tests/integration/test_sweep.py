@@ -26,6 +26,8 @@ name = "default"
 
 [[cell]]
 name = "prefetch 1"
+pool = "prefork"
+concurrency = 2
 producer_reuse = true
 set = { worker_prefetch_multiplier = 1, task_compression = "zlib" }
 """
@@ -50,7 +52,10 @@ def test_a_two_cell_sweep_measures_both_and_advises(tmp_path):
     assert [c["name"] for c in doc["cells"]] == ["default", "prefetch 1"]
     for objective in sweep.OBJECTIVES:
         assert set(doc["scores"]) == {"default", "prefetch 1"}
-        assert all(doc["scores"][cell][objective.name] > 0 for cell in doc["scores"])
+        assert all(doc["scores"][cell][objective.name] is not None for cell in doc["scores"])
+        assert (
+            all(doc["scores"][cell][objective.name] > 0 for cell in doc["scores"]) or objective.name == "lost"
+        )
         assert objective.title.upper() in done.stdout
     settings = {r["cell"]: r["config"]["settings"] for r in doc["results"]}
     assert settings == {
@@ -65,3 +70,14 @@ def test_a_two_cell_sweep_measures_both_and_advises(tmp_path):
     # the worker really ran with the cell's prefetch: every row of the cell measured, none failed
     rows = {(r["cell"], r["scenario"]) for r in doc["results"]}
     assert ("prefetch 1", "drain") in rows and ("prefetch 1", "e2e.start") in rows
+
+    # each cell's delivery probe: a worker of the cell's pool SIGKILLed mid-run, counted from the ledger
+    for cell in ("default", "prefetch 1"):
+        (probe,) = doc["delivery"][cell]
+        assert probe["enqueued"] == 16 and probe["settled"], probe
+        assert probe["lost"] <= probe["in_flight_at_kill"], probe  # only what was running can be lost
+        assert probe["worker_parsers"], probe  # each worker process said which redis-py parser it used
+        assert doc["scores"][cell]["lost"] == probe["lost"]
+    # solo acknowledges after the body (celery#3430): the task running at the kill comes back, runs again
+    assert doc["delivery"]["default"][0]["lost"] == 0 and doc["delivery"]["default"][0]["duplicated"] >= 1
+    assert "LOST ON KILL" in done.stdout

@@ -8,6 +8,7 @@ import pytest
 
 from bench import cli, compare, sweep, tables
 from bench.config import Config
+from bench.faults.delivery import Delivery
 from bench.sweep import Cell, Row
 
 GOOD = """
@@ -108,12 +109,20 @@ def test_a_reused_producer_is_another_configuration_for_compare():
 
 
 # -- conclusions over synthetic rows ------------------------------------------------------------------
-FIGURES = {  # cell: enqueue us, producer tasks/s, drain tasks/s, e2e p99 ms
-    "default": (500.0, 2000.0, 1000.0, 5.0),
-    "fast drain": (510.0, 1980.0, 2000.0, 9.0),
-    "fast enqueue": (300.0, 3000.0, 990.0, 5.1),
-    "worse": (520.0, 1900.0, 900.0, 6.0),
+FIGURES = {  # cell: enqueue us, producer tasks/s, drain tasks/s, e2e p99 ms, lost on kill
+    "default": (500.0, 2000.0, 1000.0, 5.0, 0),
+    "fast drain": (510.0, 1980.0, 2000.0, 9.0, 4),
+    "fast enqueue": (300.0, 3000.0, 990.0, 5.1, 0),
+    "worse": (520.0, 1900.0, 900.0, 6.0, 1),
 }
+MEASURED = [o for o in sweep.OBJECTIVES if o.scenario != sweep.DELIVERY]
+
+
+def _deliveries(figures=FIGURES) -> dict[str, tuple[Delivery, ...]]:
+    return {
+        name: (Delivery(16, int(values[-1]), 1, 1, 2, True, 1.5, ("_RESP2Parser",)),)
+        for name, values in figures.items()
+    }
 
 
 def _rows(figures=FIGURES, spread=0.01) -> tuple[tuple[Cell, ...], tuple[Row, ...]]:
@@ -121,7 +130,7 @@ def _rows(figures=FIGURES, spread=0.01) -> tuple[tuple[Cell, ...], tuple[Row, ..
     rows = []
     for name, values in figures.items():
         config = Config().on("solo", 1)
-        for objective, value in zip(sweep.OBJECTIVES, values, strict=True):
+        for objective, value in zip(MEASURED, values[: len(MEASURED)], strict=True):
             rounds = (value * (1 - spread), value, value * (1 + spread))
             is_latency = objective.unit in ("us", "ms")
             rows.append(
@@ -144,7 +153,9 @@ def _rows(figures=FIGURES, spread=0.01) -> tuple[tuple[Cell, ...], tuple[Row, ..
 
 def _sweep(figures=FIGURES, spread=0.01) -> sweep.Sweep:
     cells, rows = _rows(figures, spread)
-    return sweep.conclude(cells, rows, context={"config": Config().to_json()}, duration_s=1.0)
+    return sweep.conclude(
+        cells, rows, context={"config": Config().to_json()}, duration_s=1.0, deliveries=_deliveries(figures)
+    )
 
 
 def test_the_pareto_front_leaves_out_dominated_cells():
@@ -236,3 +247,37 @@ def test_the_control_app_reads_a_msgpack_workers_replies():
         assert set(app.conf.accept_content) == {"json", "msgpack"}
     finally:
         app.close()
+
+
+def test_lost_on_kill_is_an_objective_counted_not_as_a_percentage():
+    figures = dict(FIGURES) | {
+        "default": (500.0, 2000.0, 1000.0, 5.0, 4),
+        "late acks": (505.0, 1990.0, 995.0, 5.2, 0),
+    }
+    result = _sweep(figures)
+    assert result.scores["late acks"]["lost"] == 0 and result.scores["default"]["lost"] == 4
+    assert "late acks" in result.front  # nobody loses fewer
+    lost = next(r for r in result.recommendations if r.objective.name == "lost")
+    assert lost.cell in ("late acks", "fast enqueue") and lost.significant is None
+    line = tables.recommendation_line(lost, "default")
+    assert (
+        "lost on kill 0, duplicated 1 (default: 4 and 1)" in line and "untested: one probe per cell" in line
+    )
+    drain = next(r for r in result.recommendations if r.objective.name == "drain")
+    assert "lost on kill 4, duplicated 1 (default: 4 and 1)" in tables.recommendation_line(drain, "default")
+
+
+def test_the_json_carries_each_cells_delivery_probes():
+    doc = sweep.to_json(_sweep())
+    assert doc["delivery"]["fast drain"][0]["lost"] == 4
+    assert doc["delivery"]["default"][0]["worker_parsers"] == ["_RESP2Parser"]
+    assert doc["scores"]["worse"]["lost"] == 1
+    drain = next(r for r in doc["recommendations"] if r["objective"] == "drain")
+    assert drain["figures"]["lost"] == 4 and drain["baseline_figures"]["lost"] == 0
+
+
+def test_a_sweep_without_probes_still_has_a_front():
+    cells, rows = _rows()
+    result = sweep.conclude(cells, rows, context={}, duration_s=1.0)
+    assert set(result.front) == {"default", "fast drain", "fast enqueue"}
+    assert all(r.objective.name != "lost" for r in result.recommendations)
