@@ -5,6 +5,7 @@ Only formatting: every number shown was computed by ``bench.compare`` or ``bench
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 from collections.abc import Iterable
@@ -100,7 +101,7 @@ def _settings(
     return text.strip() or "(the app's own)"
 
 
-def _cell_settings(cell: Cell) -> str:
+def cell_settings(cell: Cell) -> str:
     return _settings(cell.settings, cell.producer_reuse, cell.hiredis)
 
 
@@ -163,7 +164,7 @@ def objective_table(sweep: Sweep, objective: Objective) -> str:
             name, f"{row.config.pool} x{row.config.concurrency or 1}" if row.config.pool else "-",
             number(value), _signed(relative(value, base)), percent(spread),
             "-" if row.floor_ratio is None else f"{row.floor_ratio:.2f}",
-            "*" if name in sweep.front else "", _cell_settings(cells[name]),
+            "*" if name in sweep.front else "", cell_settings(cells[name]),
         ])  # fmt: skip
     return f"{objective.title.upper()} ({objective.field} of the rounds' figures)\n" + grid(headers, rows)
 
@@ -173,21 +174,22 @@ def delivery_table(sweep: Sweep, objective: Objective) -> str:
     cells = {c.name: c for c in sweep.cells}
     measured = [(c, v) for c, s in sweep.scores.items() if (v := s[objective.name]) is not None]
     measured.sort(key=lambda item: item[1])
-    headers = ["cell", "pool", "lost", "duplicated", "running at kill", "held at kill", "probes",
-               "settled", "parser: producer", "worker", "front", "settings"]  # fmt: skip
+    headers = ["cell", "pool", "lost", "duplicated", "running at kill", "held at kill", "gone at kill",
+               "probes", "settled", "parser: producer", "worker", "front", "settings"]  # fmt: skip
     rows = []
     for name, value in measured:
         probes = sweep.deliveries[name]
         cell = cells[name]
         workers = parser_label(p for d in probes for p in d.parsers)
         rows.append([
-            name, _pool_of(sweep, name),
+            name, pool_of(sweep, name),
             _count(value), _count(statistics.median(d.duplicated for d in probes)),
             _count(statistics.median(d.in_flight for d in probes)),
-            _count(statistics.median(d.held for d in probes)), str(len(probes)),
+            _count(statistics.median(d.held for d in probes)),
+            _count(statistics.median(d.gone for d in probes)), str(len(probes)),
             "yes" if all(d.settled for d in probes) else "NO",
             parser_label(sweep.parsers.get(name, ())), workers,
-            "*" if name in sweep.front else "", _cell_settings(cell),
+            "*" if name in sweep.front else "", cell_settings(cell),
         ])  # fmt: skip
     title = f"{objective.title.upper()} (median of the cells' probes; {_probe_size(sweep)})"
     return title + "\n" + grid(headers, rows)
@@ -202,7 +204,7 @@ def parser_label(classes: Iterable[str]) -> str:
     return "+".join(sorted({PARSERS.get(c, c) for c in classes})) or "-"
 
 
-def _pool_of(sweep: Sweep, cell: str) -> str:
+def pool_of(sweep: Sweep, cell: str) -> str:
     """``pool xN`` of the cell's worker (from its drain row), ``-`` if it has none."""
     row = next((r for r in sweep.rows if r.cell == cell and r.config.pool), None)
     return "-" if row is None else f"{row.config.pool} x{row.config.concurrency or 1}"
@@ -255,6 +257,13 @@ def sweep_text(sweep: Sweep) -> str:
 
 
 def sweep_plot(sweep: Sweep, path: Path) -> Path:
+    """:func:`sweep_png` written to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(sweep_png(sweep))
+    return path
+
+
+def sweep_png(sweep: Sweep) -> bytes:
     """Two scatter plots of the cells (enqueue latency vs drain, e2e p99 vs producer), the front in red."""
     import matplotlib
 
@@ -278,8 +287,8 @@ def sweep_plot(sweep: Sweep, path: Path) -> Path:
             ax.grid(True, alpha=0.3)
         fig.suptitle("sweep: one point per cell (red: the Pareto front)")
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90, format="png")
+        out = io.BytesIO()
+        fig.savefig(out, dpi=90, format="png")
     finally:
         plt.close(fig)
-    return path
+    return out.getvalue()

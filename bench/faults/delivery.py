@@ -43,7 +43,9 @@ class Delivery:
 
     ``lost``: enqueued, never completed; ``duplicated``: completed, and started or completed twice;
     ``in_flight``: started and not completed at the kill; ``held``: delivered and unacknowledged at
-    the kill (in kombu's ``unacked``: they come back); ``parsers``: the redis-py reply parser class of
+    the kill (in kombu's ``unacked``: they come back); ``gone``: not completed and no longer in the
+    broker at the kill (acknowledged, running or not yet, or popped by a BRPOP the dead worker never
+    read, kombu#1733): the most the kill can lose; ``parsers``: the redis-py reply parser class of
     each worker process that ran a probe task (e.g. ``_HiredisParser``).
     """
 
@@ -52,6 +54,7 @@ class Delivery:
     duplicated: int
     in_flight: int
     held: int
+    gone: int
     settled: bool
     seconds: float
     parsers: tuple[str, ...] = ()
@@ -63,6 +66,7 @@ class Delivery:
             "duplicated": self.duplicated,
             "in_flight_at_kill": self.in_flight,
             "held_at_kill": self.held,
+            "gone_at_kill": self.gone,
             "settled": self.settled,
             "seconds": self.seconds,
             "worker_parsers": list(self.parsers),
@@ -124,6 +128,7 @@ def probe(
     snapshot = observed.facts.kill.snapshot
     return Delivery(
         enqueued=observed.tally.enqueued, lost=observed.tally.lost, duplicated=observed.tally.duplicated,
-        in_flight=len(snapshot.started - snapshot.done), held=len(snapshot.held), settled=observed.settled,
+        in_flight=len(snapshot.interrupted), held=len(snapshot.held), gone=len(snapshot.acknowledged),
+        settled=observed.settled,
         seconds=observed.settle_seconds, parsers=observed.facts.parsers,
     )  # fmt: skip

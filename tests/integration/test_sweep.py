@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bench import sweep
+from bench import isolated, sweep
 from bench.procs import reap_run
 from tests.integration.jobs import ROOT, job_env, leftovers
 
@@ -29,6 +29,7 @@ name = "prefetch 1"
 pool = "prefork"
 concurrency = 2
 producer_reuse = true
+hiredis = false
 set = { worker_prefetch_multiplier = 1, task_compression = "zlib" }
 """
 
@@ -67,6 +68,7 @@ def test_a_two_cell_sweep_measures_both_and_advises(tmp_path):
     assert doc["pareto_front"] and len(doc["recommendations"]) == len(sweep.OBJECTIVES)
     assert "PARETO FRONT" in done.stdout and "RECOMMENDATIONS" in done.stdout
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert 'id="objective-lost"' in out.with_suffix(".html").read_text(encoding="utf-8")
     # the worker really ran with the cell's prefetch: every row of the cell measured, none failed
     rows = {(r["cell"], r["scenario"]) for r in doc["results"]}
     assert ("prefetch 1", "drain") in rows and ("prefetch 1", "e2e.start") in rows
@@ -75,9 +77,14 @@ def test_a_two_cell_sweep_measures_both_and_advises(tmp_path):
     for cell in ("default", "prefetch 1"):
         (probe,) = doc["delivery"][cell]
         assert probe["enqueued"] == 16 and probe["settled"], probe
-        assert probe["lost"] <= probe["in_flight_at_kill"], probe  # only what was running can be lost
+        assert probe["lost"] <= probe["gone_at_kill"], probe  # only what the broker no longer had is lost
         assert probe["worker_parsers"], probe  # each worker process said which redis-py parser it used
         assert doc["scores"][cell]["lost"] == probe["lost"]
     # solo acknowledges after the body (celery#3430): the task running at the kill comes back, runs again
     assert doc["delivery"]["default"][0]["lost"] == 0 and doc["delivery"]["default"][0]["duplicated"] >= 1
     assert "LOST ON KILL" in done.stdout
+    # hiredis: as installed in the default cell, hidden from the other's producers and workers alike
+    here = "_HiredisParser" if isolated.hiredis_installed() else "_RESP2Parser"
+    assert doc["producer_parsers"] == {"default": [here], "prefetch 1": ["_RESP2Parser"]}
+    assert doc["delivery"]["default"][0]["worker_parsers"] == [here]
+    assert doc["delivery"]["prefetch 1"][0]["worker_parsers"] == ["_RESP2Parser"]

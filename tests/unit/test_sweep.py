@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from bench import cli, compare, sweep, tables
+from bench import cli, compare, isolated, sweep, tables
 from bench.config import Config
 from bench.faults.delivery import Delivery
 from bench.sweep import Cell, Row
@@ -120,7 +124,7 @@ MEASURED = [o for o in sweep.OBJECTIVES if o.scenario != sweep.DELIVERY]
 
 def _deliveries(figures=FIGURES) -> dict[str, tuple[Delivery, ...]]:
     return {
-        name: (Delivery(16, int(values[-1]), 1, 1, 2, True, 1.5, ("_RESP2Parser",)),)
+        name: (Delivery(16, int(values[-1]), 1, 1, 2, 4, True, 1.5, ("_RESP2Parser",)),)
         for name, values in figures.items()
     }
 
@@ -281,3 +285,42 @@ def test_a_sweep_without_probes_still_has_a_front():
     result = sweep.conclude(cells, rows, context={}, duration_s=1.0)
     assert set(result.front) == {"default", "fast drain", "fast enqueue"}
     assert all(r.objective.name != "lost" for r in result.recommendations)
+
+
+def test_a_cell_may_hide_or_require_hiredis():
+    cells, _ = sweep.parse_matrix(
+        "[[cell]]\nname = 'a'\nhiredis = false\n[[cell]]\nname = 'b'\nhiredis = true"
+    )
+    assert [c.hiredis for c in cells] == [False, True]
+    assert sweep.cell_config(Config(), cells[0], "solo").to_json()["hiredis"] is False
+    assert "hiredis" not in sweep.cell_config(Config(), Cell("c"), "solo").to_json()
+    with pytest.raises(sweep.SweepError, match="hiredis must be true or false"):
+        sweep.parse_matrix("[[cell]]\nname = 'a'\nhiredis = 'off'", path="m.toml")
+
+
+def test_a_cell_that_needs_hiredis_where_it_is_missing_exits_2(monkeypatch, no_sweep, capsys, tmp_path):
+    monkeypatch.setattr(isolated, "hiredis_installed", lambda: False)
+    matrix = tmp_path / "m.toml"
+    matrix.write_text("[[cell]]\nname = 'fast parser'\nhiredis = true\n")
+    assert cli.main(["sweep", "--matrix", str(matrix), "--json", str(tmp_path / "s.json")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'fast parser' asks for hiredis" in err and ".[hiredis]" in err
+
+
+@pytest.mark.skipif(
+    not isolated.hiredis_installed(), reason="hiredis is not installed (pip install -e '.[hiredis]')"
+)
+def test_a_hidden_hiredis_cannot_be_imported_by_a_child(tmp_path):
+    from bench.worker import child_env
+
+    with isolated.without_hiredis() as extra:
+        env = child_env("redis://127.0.0.1:1/0", extra=extra)
+        assert env["PYTHONPATH"].split(os.pathsep)[0] == extra["PYTHONPATH"]  # before the project root
+        code = "import redis.utils as u, redis.connection as c; "
+        code += "print(u.HIREDIS_AVAILABLE, c.DefaultParser.__name__)"
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "_RESP2Parser"]
+    assert not Path(extra["PYTHONPATH"]).exists()  # removed afterwards
