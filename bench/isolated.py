@@ -19,10 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import redis
-
-from bench import defaults, scenarios
-from bench.probes import redis_parser
+from bench import defaults, parsers, scenarios
 from bench.procs import ManagedProcess, make_tempdir, remove_tempdir, wait_for
 from bench.worker import PROJECT_ROOT, child_env
 
@@ -48,15 +45,6 @@ def without_hiredis() -> Iterator[dict[str, str]]:
         yield {"PYTHONPATH": str(path)}
     finally:
         remove_tempdir(path)
-
-
-def producer_parser(broker_url: str) -> str:
-    """The reply parser of this process's redis-py connections to ``broker_url``."""
-    client = redis.Redis.from_url(broker_url)
-    try:
-        return redis_parser(client)
-    finally:
-        client.close()
 
 
 def run(
@@ -89,4 +77,4 @@ def child(inbox: str, outbox: str) -> None:
     options: scenarios.Options = pickle.loads(Path(inbox).read_bytes())  # noqa: S301 - our parent's
     assert options.broker_url is not None
     result = scenarios.run(options)
-    Path(outbox).write_bytes(pickle.dumps((result, producer_parser(options.broker_url))))
+    Path(outbox).write_bytes(pickle.dumps((result, parsers.of_url(options.broker_url))))

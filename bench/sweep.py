@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import compare, config, defaults, isolated, pools, scenarios, stats
+from bench import compare, config, defaults, isolated, parsers, pools, scenarios, stats
 from bench.broker import Broker, from_option
 from bench.config import Config, ConfigError, Settings
 from bench.faults import delivery
@@ -93,26 +93,21 @@ OBJECTIVES = (
 
 CELERY_BENCH_SETTINGS: Settings = (
     ("task_default_delivery_mode", "transient"),
+    ("task_ignore_result", True),
     ("worker_prefetch_multiplier", 0),
 )
 """What a cell can express of Celery's own worker benchmark (``t/benchmarks/bench_worker.py``):
-prefetch 0 (unlimited), transient messages (and its cell reuses one producer, as its ``bench_apply``
-does). It also sets ``broker_pool_limit=10`` (Celery's default
-already), a ``no_ack`` queue and ``result_backend=None``: the harness's queue is its own, and the drain
-and open-loop figures count the probes' results, so no cell can turn results off (``UNMEASURABLE``)."""
-
-UNMEASURABLE = {
-    "task_ignore_result": "the drain and open-loop figures count the probe tasks' results, and a "
-    "producer's ignore_result travels in the message and stops the worker storing them; the main job's "
-    "enqueue.apply_async row is the ignore_result=True enqueue",
-}
-"""Settings a sweep cell cannot take, with the reason (the cell would wait for results that never come)."""
+prefetch 0 (unlimited), transient messages, no result stored (its ``result_backend=None``; here
+``task_ignore_result``: the probes then announce their completion instead, ``bench.probes._announce``),
+and its cell reuses one producer, as its ``bench_apply`` does. It also sets ``broker_pool_limit=10``
+(Celery's default already) and a ``no_ack`` queue, which the harness's own queue does not have."""
 
 BUILTIN = (
     Cell("default"),
     Cell("producer reuse", producer_reuse=True),
     Cell("msgpack", (("accept_content", ["json", "msgpack"]), ("task_serializer", "msgpack"))),
     Cell("zlib", (("task_compression", "zlib"),)),
+    Cell("ignore_result", (("task_ignore_result", True),)),
     Cell("prefetch 1", (("worker_prefetch_multiplier", 1),)),
     Cell("prefetch 16", (("worker_prefetch_multiplier", 16),)),
     Cell("acks_late", (("task_acks_late", True),)),
@@ -158,9 +153,6 @@ CELL_KEYS = {"name", "set", "pool", "concurrency", "producer_reuse", "hiredis"}
 # -- the matrix ---------------------------------------------------------------------------------------
 def cell_settings(values: Mapping[str, Any], *, where: str) -> Settings:
     """Settings checked as ``--set`` checks them (a known name, a value of its type)."""
-    for name in values:
-        if name in UNMEASURABLE:
-            raise SweepError(f"{where}: {name} cannot be swept: {UNMEASURABLE[name]}")
     try:
         return config.parse_sets(f"{name}={json.dumps(value)}" for name, value in values.items())
     except ConfigError as exc:
@@ -252,8 +244,6 @@ def axes_cells(axes: Iterable[str]) -> tuple[Cell, ...]:
             raise SweepError(
                 f"--set-axis {axis!r}: give NAME=V1,V2, e.g. --set-axis worker_prefetch_multiplier=1,4,16"
             )
-        if name.strip() in UNMEASURABLE:
-            raise SweepError(f"--set-axis {name.strip()} cannot be swept: {UNMEASURABLE[name.strip()]}")
         try:
             parsed.append([config.parse_set(f"{name.strip()}={v}") for v in values.split(",")])
         except ConfigError as exc:
@@ -406,7 +396,7 @@ def measure(
             options = _options(base, cell, pool, plan, broker.url)
             if env is None:
                 out.runs[cell.name].append(scenarios.run(options))
-                out.parsers[cell.name].add(isolated.producer_parser(broker.url))
+                out.parsers[cell.name].add(parsers.of_url(broker.url))
             else:
                 found, parser = isolated.run(options, env=env)
                 out.runs[cell.name].append(found)

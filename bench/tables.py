@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench import stats
+from bench import parsers, stats
 from bench.compare import Comparison, Key, Verdict
 from bench.report import grid, number, percent
 from bench.sweep import DELIVERY, OBJECTIVES, Cell, Objective, Recommendation, Sweep, relative
@@ -195,13 +195,9 @@ def delivery_table(sweep: Sweep, objective: Objective) -> str:
     return title + "\n" + grid(headers, rows)
 
 
-PARSERS = {"_HiredisParser": "hiredis", "_RESP2Parser": "python", "_RESP3Parser": "python (RESP3)"}
-"""redis-py's reply parser classes, as the tables name them."""
-
-
 def parser_label(classes: Iterable[str]) -> str:
     """``hiredis`` / ``python`` (or both, or ``-``) from parser class names, as measured."""
-    return "+".join(sorted({PARSERS.get(c, c) for c in classes})) or "-"
+    return "+".join(sorted({parsers.NAMES.get(c, c) for c in classes})) or "-"
 
 
 def pool_of(sweep: Sweep, cell: str) -> str:

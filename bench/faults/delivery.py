@@ -10,7 +10,7 @@ short visibility timeout, start a replacement (its start-up ``restore_visible`` 
 what the dead one held), and count from the ledger (``bench.ledger``) what never completed (lost)
 and what ran twice (duplicated). It is measured, not judged: the fault tier says what Celery's docs
 promise; a sweep says what each setting costs. Each worker process that ran a probe also records
-its redis-py reply parser (``bench.probes.redis_parser``), so a sweep can say whether hiredis was
+its redis-py reply parser (``bench.parsers``), so a sweep can say whether hiredis was
 active inside the worker.
 """
 

@@ -65,7 +65,6 @@ def test_a_matrix_file_gives_checked_cells():
         ("rounds = 0\n[[cell]]\nname = 'a'", "rounds must be a positive integer"),
         ("[[cell]]\nname = 'a'\nset = 3", "set must be a table"),
         ("[[cell]]\nname = 'a'\nproducer_reuse = 'yes'", "producer_reuse must be true or false"),
-        ("[[cell]]\nname = 'a'\nset = { task_ignore_result = true }", "task_ignore_result cannot be swept"),
     ],
 )
 def test_a_bad_matrix_names_the_problem_in_one_line(text, expected):
@@ -230,8 +229,6 @@ def no_sweep(monkeypatch):
         (["--set", "task_acks_late=maybe"], "task_acks_late"),
         (["--pool", "nope"], "--pool"),
         (["--matrix", "BAD", "--set-axis", "task_acks_late=true"], "not both"),
-        (["--set-axis", "task_ignore_result=true,false"], "cannot be swept"),
-        (["--set", "task_ignore_result=true"], "--set: task_ignore_result cannot be swept"),
     ],
 )
 def test_bad_sweep_input_exits_2_with_one_line(no_sweep, capsys, tmp_path, argv, expected):
