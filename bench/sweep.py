@@ -6,7 +6,9 @@ axes), or the built-in matrix (``BUILTIN``, ``QUICK_CELLS`` with ``--quick``). E
 :func:`bench.scenarios.run` itself (enqueue latency and floor ratio, producer throughput, drain,
 open-loop end-to-end), with a smaller plan per call, on one private Redis for the whole sweep. Cells are
 interleaved: round 1 runs every cell once, then round 2 ..., so machine drift hits every cell alike; a
-cell's figure is the median of its rounds' figures.
+cell's figure is the median of its rounds' figures. A cell without hiredis (``hiredis = false``) runs
+its rounds in a child interpreter that cannot import it (``bench.isolated``), and every cell reports
+the redis-py parser its producers and workers actually used (``bench.parsers``).
 
 The five objectives (``OBJECTIVES``): enqueue latency (``apply_async`` median), producer throughput
 (one thread), drain rate, end-to-end p99 (enqueue -> task start), and tasks lost when a worker is
@@ -478,23 +480,17 @@ def run(
         )
     runs = measured.runs
     rows = tuple(row for cell in cells for row in rows_of(cell, runs[cell.name]))
-    context = dict(next(iter(runs.values()))[0].context)
-    context |= {
-        "config": base.to_json(),
-        "pool": pool,
-        "quick": quick,
-        "rounds": rounds,
-        "plan": dataclasses.asdict(plan) | {"concurrency": {}},
-    }
+    context = dict(next(iter(runs.values()))[0].context, pool=pool, quick=quick, rounds=rounds)
+    context |= {"config": base.to_json(), "plan": dataclasses.asdict(plan) | {"concurrency": {}}}
     context.pop("queue", None)
     warnings = [f"{name}: {w}" for name, cell_runs in runs.items() for r in cell_runs for w in r.warnings]
     if _needs_blocker(cells, base) and not isolated.hiredis_installed():
         warnings.append(HIREDIS_MISSING)
     deliveries = {name: tuple(probes) for name, probes in measured.deliveries.items()}
-    parsers = {name: tuple(sorted(found)) for name, found in measured.parsers.items()}
+    producers = {name: tuple(sorted(found)) for name, found in measured.parsers.items()}
     return conclude(
         cells, rows, context=context, duration_s=time.monotonic() - started, warnings=warnings,
-        deliveries=deliveries, parsers=parsers,
+        deliveries=deliveries, parsers=producers,
     )  # fmt: skip
 
 
