@@ -126,14 +126,21 @@ def _lost(rec: Recommendation, baseline: str) -> str:
     )
 
 
-def _judged(objective: Objective, change: float | None) -> str:
-    """A relative change of ``objective``'s figure, with whether it is better or worse."""
+def _judged(objective: Objective, change: float | None, rec: Recommendation | None = None) -> str:
+    """A relative change of ``objective``'s figure, with whether it is better or worse, and (given the
+    recommendation) the two figures it compares: ``drain +14% (better: 829 vs 726 tasks/s)``."""
     if change is None:
         return f"{objective.name} -"
+    figures = ""
+    if rec is not None:
+        value, base = dict(rec.figures).get(objective.name), dict(rec.baseline_figures).get(objective.name)
+        figures = (
+            "" if value is None or base is None else f": {number(value)} vs {number(base)} {objective.unit}"
+        )
     if abs(change) < 0.005:
-        return f"{objective.name} ±0%"
+        return f"{objective.name} ±0%" + (f" ({figures[2:]})" if figures else "")
     good = change < 0 if objective.lower_is_better else change > 0
-    return f"{objective.name} {change:+.0%} ({'better' if good else 'worse'})"
+    return f"{objective.name} {change:+.0%} ({'better' if good else 'worse'}{figures})"
 
 
 def objective_table(sweep: Sweep, objective: Objective) -> str:
@@ -224,11 +231,12 @@ def recommendation_line(rec: Recommendation, baseline: str) -> str:
         else "untested"
     )
     costs = ", ".join(
-        _lost(rec, baseline) if o.scenario == DELIVERY else _judged(o, dict(rec.costs).get(o.name))
+        _lost(rec, baseline) if o.scenario == DELIVERY else _judged(o, dict(rec.costs).get(o.name), rec)
         for o in OBJECTIVES
         if o is not rec.objective
     )
-    gain = _lost(rec, baseline) if rec.objective.scenario == DELIVERY else _judged(rec.objective, rec.gain)
+    objective = rec.objective
+    gain = _lost(rec, baseline) if objective.scenario == DELIVERY else _judged(objective, rec.gain, rec)
     return (
         f"{rec.objective.name}: {rec.cell} [{_settings(rec.settings, rec.producer_reuse, rec.hiredis)}]: "
         f"{gain} vs {baseline} ({noise}); in the others: {costs}"

@@ -190,8 +190,11 @@ def test_the_text_has_a_table_per_objective_the_front_and_the_advice():
     for objective in sweep.OBJECTIVES:
         assert objective.title.upper() in out
     assert "PARETO FRONT" in out and "RECOMMENDATIONS" in out
-    assert "drain: fast drain [(the app's own)]: drain +100% (better) vs default (significant)" in out
-    assert "e2e_p99 +80% (worse)" in out
+    assert (
+        "drain: fast drain [(the app's own)]: drain +100% (better: 2,000 vs 1,000 tasks/s) vs default "
+        "(significant)"
+    ) in out
+    assert "e2e_p99 +80% (worse: 9 vs 5 ms)" in out
     assert "e2e_p99: keep default" in out
 
 
