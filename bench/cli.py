@@ -179,7 +179,7 @@ def add_sweep_parser(sub: Any) -> None:
     add_broker_url_argument(sweep)
     add_config_arguments(sweep)
     sweep.add_argument("--json", metavar="PATH", type=Path, help="default reports/sweep-<timestamp>.json")
-    sweep.add_argument("--no-plots", action="store_true", help="write no PNG")
+    sweep.add_argument("--no-plots", action="store_true", help="write no PNG (nor the plot in the HTML)")
 
 
 def add_compare_parser(sub: Any) -> None:
@@ -542,8 +542,8 @@ def sweep_cells(args: argparse.Namespace) -> tuple[tuple[Any, ...], int | None]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """``sweep``: tables per objective, the Pareto front, the advice; JSON (and PNG)."""
-    from bench import sweep, tables
+    """``sweep``: tables per objective, the Pareto front, the advice; JSON, HTML (and PNG)."""
+    from bench import sweep, sweep_html, tables
 
     try:
         pool = pools.select([args.pool])[0]
@@ -553,6 +553,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     base = build_config(args)
     try:
         sweep.cell_settings(dict(base.settings), where="--set")
+        sweep.check_hiredis(cells, base)
     except sweep.SweepError as exc:
         raise UsageError(str(exc)) from None
     path = args.json or REPORT_DIR / default_json_path().name.replace("bench-", "sweep-")
@@ -566,9 +567,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     print(tables.sweep_text(result), flush=True)
     path.write_text(json.dumps(sweep.to_json(result), indent=2, allow_nan=False) + "\n")
-    written = [path]
-    if not args.no_plots:
-        written.append(tables.sweep_plot(result, path.with_suffix(".png")))
+    png = None if args.no_plots else tables.sweep_png(result)
+    written = [path, sweep_html.write_page(result, path.with_suffix(".html"), figure=lambda _: png)]
+    if png is not None:
+        written.append(path.with_suffix(".png"))
+        written[-1].write_bytes(png)
     print("", *(f"wrote {p}" for p in written), sep="\n", flush=True)
     _say(f"bench: sweep done in {result.duration_s:.0f}s")
     return EXIT_OK

@@ -158,6 +158,8 @@ def config_key(config: Mapping[str, Any] | None) -> str:
     key = {"app": config.get("app"), "settings": config.get("settings") or {}}
     if config.get("producer_reuse"):
         key["producer_reuse"] = True
+    if config.get("hiredis") is not None:
+        key["hiredis"] = config["hiredis"]
     return json.dumps(key, sort_keys=True)
 
 

@@ -72,6 +72,9 @@ class Config:
     producer_reuse: bool = False
     """The harness's producers publish through one held producer per thread (``apply_async(producer=)``)
     instead of one from the app's pool per call: a call option, not a Celery setting (``bench sweep``)."""
+    hiredis: bool | None = None
+    """redis-py's hiredis reply parser: ``None`` as installed; ``False``: the harness's workers and
+    producers run where ``hiredis`` cannot be imported; ``True``: it must be (``bench sweep``)."""
 
     @property
     def worker_settings(self) -> dict[str, Any]:
@@ -98,19 +101,23 @@ class Config:
 
     def to_json(self) -> dict[str, Any]:
         """The configuration as plain data (every report row carries it)."""
-        return {
-            "app": self.app,
-            "pool": self.pool,
-            "concurrency": self.concurrency,
-            "settings": dict(self.settings),
-            "producer_settings": self.producer_settings,
-        } | ({"producer_reuse": True} if self.producer_reuse else {})
+        return (
+            {
+                "app": self.app,
+                "pool": self.pool,
+                "concurrency": self.concurrency,
+                "settings": dict(self.settings),
+                "producer_settings": self.producer_settings,
+            }
+            | ({"producer_reuse": True} if self.producer_reuse else {})
+            | ({} if self.hiredis is None else {"hiredis": self.hiredis})
+        )
 
     @property
     def is_default(self) -> bool:
         """The seed app with no ``--set``: what the harness measured before configurations existed."""
         seed = self.app in (DEFAULT_APP, f"{DEFAULT_APP}:app")
-        return seed and not self.settings and not self.producer_reuse
+        return seed and not self.settings and not self.producer_reuse and self.hiredis is None
 
 
 def build(app: str | None = None, sets: Iterable[str] = ()) -> Config:

@@ -260,3 +260,13 @@ PROCESS_RUN_TIMEOUT = 300.0
 
 PROCESS_STOP_TIMEOUT = 5.0
 """Seconds a spawned producer process has to exit after terminate() before it is killed."""
+
+# -- sweeps (bench/sweep.py, bench/isolated.py) -----------------------------------------------------------
+ISOLATED_CELL_TIMEOUT = 600.0
+"""Seconds one sweep cell-round run in a child interpreter (a cell without hiredis) may take, from its
+start to its exit: a default-sweep cell-round takes ~20-40 s on 2 loaded cores."""
+
+PROBE_DONE_PREFIX = "bench-probe-done-"
+"""Pub/sub channel prefix on which a probe task whose result is ignored (a producer under ``--set
+task_ignore_result=true``) announces its completion (``bench.probes._announce``, read by
+``bench.loadgen.ResultCollector`` next to the result backend's own channels)."""

@@ -166,9 +166,14 @@ def done_count(client: redis.Redis, run: str) -> int:
     return int(client.hlen(key(run, "done")))
 
 
+def parsers(client: redis.Redis, run: str) -> dict[int, str]:
+    """Per worker process that ran a ``work`` probe of ``run``: its redis-py reply parser's class."""
+    return {int(pid): name.decode() for pid, name in client.hgetall(key(run, "parser")).items()}
+
+
 def forget(client: redis.Redis, run: str) -> None:
     """Delete the run's ledger keys (they also expire on their own after a day)."""
-    client.delete(key(run, "start"), key(run, "done"), key(run, "pid"))
+    client.delete(key(run, "start"), key(run, "done"), key(run, "pid"), key(run, "parser"))
 
 
 def record(

@@ -42,6 +42,17 @@ STAMP = "bench.probes.stamp"
 RESULT_PREFIX = "celery-task-meta-"
 """Key (and pub/sub channel) prefix of the Redis result backend; it publishes each state it stores."""
 
+CHANNEL_PREFIXES = (RESULT_PREFIX, defaults.PROBE_DONE_PREFIX)
+"""Where a probe's completion is published: by the result backend (its result stored), or by the probe
+itself when the producer's message says to ignore its result (``bench.probes._announce``)."""
+
+
+def task_id_of(channel: str) -> str:
+    """The task id of a completion channel (``CHANNEL_PREFIXES`` + id)."""
+    prefix = next(p for p in CHANNEL_PREFIXES if channel.startswith(p))
+    return channel[len(prefix) :]
+
+
 WARMUP_CALLS = 20
 """Calls made (and discarded) before timing, to open connections and fill caches."""
 
@@ -596,7 +607,8 @@ class ResultCollector:
     """Sees every result the Redis backend publishes for task ids starting with ``prefix``.
 
     The Redis result backend stores a state with SET and PUBLISHes it on the key's channel (that is
-    how ``AsyncResult.get()`` learns of it). The collector pattern-subscribes to those channels from
+    how ``AsyncResult.get()`` learns of it); a probe whose result is ignored publishes the same message
+    on a channel of its own (``defaults.PROBE_DONE_PREFIX``). The collector pattern-subscribes to both from
     one thread and stamps each message with ``clock()`` on arrival, so the time a result becomes
     available to the producer is measured without one ``get()`` per task.
     """
@@ -626,13 +638,13 @@ class ResultCollector:
     def _run(self) -> None:
         pubsub = self.conn.pubsub()
         try:
-            pubsub.psubscribe(f"{RESULT_PREFIX}{self.prefix}*")
+            pubsub.psubscribe(*(f"{prefix}{self.prefix}*" for prefix in CHANNEL_PREFIXES))
             while not self._stop.is_set():
                 message = pubsub.get_message(timeout=defaults.COLLECTOR_POLL)
                 if message is None:
                     continue
                 kind = message["type"]
-                if kind == "psubscribe":
+                if kind == "psubscribe" and message["data"] == len(CHANNEL_PREFIXES):
                     self._subscribed.set()
                 elif kind == "pmessage":
                     data = message["data"]
@@ -660,7 +672,7 @@ class ResultCollector:
             meta = json.loads(data)
             if meta.get("status") not in ("SUCCESS", "FAILURE"):
                 continue
-            task_id = channel.decode()[len(RESULT_PREFIX) :]
+            task_id = task_id_of(channel.decode())
             out.setdefault(task_id, Outcome(task_id, seen, meta["status"], meta.get("result")))
         return out
 

@@ -8,13 +8,16 @@ harness starts includes this module (``bench.config.PROBES_MODULE``). The harnes
 ``bench.probes.mark`` / ``mark_with_result`` / ``work`` / ``work_late``  record themselves in the
 reliability ledger (``bench.ledger``) for the fault scenarios.
 
-Both store their result whatever the app's ``task_ignore_result`` says: the harness reads it from the
-result backend it points the worker at. Importing this module in the harness process is harmless; the
+Both store their result whatever the app's ``task_ignore_result`` says (the harness reads it from the
+result backend it points the worker at), unless the producer's message says to ignore it (a producer
+under ``--set task_ignore_result=true``): then they announce their completion on a channel of their
+own instead (:func:`_announce`). Importing this module in the harness process is harmless; the
 harness itself never calls these functions (it only names them).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -23,7 +26,7 @@ from typing import Any
 import redis
 from celery import Task, shared_task
 
-from bench import defaults, ledger
+from bench import defaults, ledger, parsers
 
 _TEST_DELAY_S = float(os.environ.get(defaults.TEST_TASK_DELAY_ENV) or 0.0)
 """Test-only (``bench.defaults.TEST_TASK_DELAY_ENV``): a regression on purpose, so that the benchmark gate's
@@ -35,30 +38,69 @@ def _test_delay() -> None:
         time.sleep(_TEST_DELAY_S)
 
 
-@shared_task(name="bench.probes.noop", ignore_result=False)
-def noop(*args: Any, **kwargs: Any) -> None:
+@shared_task(name="bench.probes.noop", bind=True, ignore_result=False)
+def noop(self: Task, *args: Any, **kwargs: Any) -> None:
     """Do nothing: what is left is Celery's own cost per task (receive, execute, store the result)."""
     _test_delay()
+    _announce(self, None)
     return None
 
 
-@shared_task(name="bench.probes.stamp", ignore_result=False)
-def stamp(*args: Any, **kwargs: Any) -> float:
+@shared_task(name="bench.probes.stamp", bind=True, ignore_result=False)
+def stamp(self: Task, *args: Any, **kwargs: Any) -> float:
     """The wall-clock time at which the body started on the worker (same host as the producer)."""
+    started = time.time()
     _test_delay()
-    return time.time()
+    _announce(self, started)
+    return started
+
+
+def _announce(task: Task, result: Any) -> None:
+    """If this request's result is ignored (``task_ignore_result`` in the producer's app, or
+    ``apply_async(ignore_result=True)``: the flag travels in the message and the worker then stores
+    nothing), PUBLISH the completion on ``PROBE_DONE_PREFIX<task id>`` of the result backend's Redis, shaped
+    as the backend's own message, so that the harness's drain and open-loop rounds still see it
+    (``bench.loadgen.ResultCollector``). One PUBLISH, no key: less than the result store it replaces."""
+    if not getattr(task.request, "ignore_result", False):
+        return
+    payload = json.dumps({"status": "SUCCESS", "result": result, "task_id": task.request.id})
+    _backend(task).publish(f"{defaults.PROBE_DONE_PREFIX}{task.request.id}", payload)
+
+
+_backends: dict[tuple[int, int], redis.Redis] = {}
+
+
+def _backend(task: Task) -> redis.Redis:
+    """A Redis client to the worker's result backend (else its broker), one per process and thread."""
+    key = (os.getpid(), threading.get_ident())
+    with _clients_lock:
+        found = _backends.get(key)
+        if found is None:
+            url = task.app.conf.result_backend or task.app.conf.broker_url
+            found = _backends[key] = redis.Redis.from_url(url)
+        return found
 
 
 # -- the reliability ledger (bench.ledger's key layout; the fault scenarios send these) ---------------
 # Each execution records itself with atomic Redis operations under ``rel:<run>:*`` on the worker's own
 # broker (the harness's Redis), or on its result backend when the broker is not a Redis (RabbitMQ):
 # ``start`` and ``done`` count executions per task id, ``pid`` is the process that started it last (to
-# kill that child). Same layout as ``tasks/reliability.py``.
+# kill that child), ``parser`` each process's redis-py reply parser. Same layout as
+# ``tasks/reliability.py``.
 LEDGER_TTL_SECONDS = 24 * 3600
 """Ledger keys expire after a day, so a run against a user's broker leaves nothing for good."""
 
 _clients: dict[tuple[int, int], redis.Redis] = {}
 _clients_lock = threading.Lock()
+_parsers: dict[int, str] = {}
+
+
+def _parser(client: redis.Redis) -> str:
+    """:func:`bench.parsers.of_client` of this process, computed once."""
+    found = _parsers.get(os.getpid())
+    if found is None:
+        found = _parsers[os.getpid()] = parsers.of_client(client)
+    return found
 
 
 def ledger_url(broker_url: str, result_backend: str | None) -> str:
@@ -86,7 +128,8 @@ def _count(task: Task, run: str, *kinds: str, pid: bool = False) -> list[int]:
         pipe.hincrby(ledger.key(run, kind), task.request.id, 1)
     if pid:
         pipe.hset(ledger.key(run, "pid"), task.request.id, os.getpid())
-    for kind in (*kinds, "pid") if pid else kinds:
+        pipe.hset(ledger.key(run, "parser"), str(os.getpid()), _parser(_ledger(task)))
+    for kind in (*kinds, "pid", "parser") if pid else kinds:
         pipe.expire(ledger.key(run, kind), LEDGER_TTL_SECONDS)
     return [int(n) for n in pipe.execute()[: len(kinds)]]
 

@@ -69,12 +69,13 @@ def child_env(
     env["CELERY_BROKER_URL"] = broker_url
     env["CELERY_RESULT_BACKEND"] = backend_url or broker_url
     env[defaults.RUN_MARKER_ENV] = run_id or procs.run_id()
-    # The harness's modules and the user's app (importable from where the harness was started).
-    path = (str(PROJECT_ROOT), os.getcwd(), env.get("PYTHONPATH", ""))
+    # The harness's modules and the user's app (importable from where the harness was started); an
+    # ``extra`` PYTHONPATH goes first (e.g. ``bench.isolated``'s directory that hides hiredis).
+    extra = dict(extra or {})
+    path = (extra.pop("PYTHONPATH", ""), str(PROJECT_ROOT), os.getcwd(), env.get("PYTHONPATH", ""))
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in path if p))
     env.setdefault("PYTHONUNBUFFERED", "1")
-    if extra:
-        env.update(extra)
+    env.update(extra)
     return env
 
 

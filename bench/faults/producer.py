@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ from kombu.exceptions import OperationalError
 
 from bench import client as bench_client
 from bench import defaults
+from bench.config import Config
 
 # -- tasks (by name) ----------------------------------------------------------------------------------
 TASK_MARK = "bench.probes.mark"  # the ledger probes (bench/probes.py), in every harness worker
@@ -23,18 +24,40 @@ TASK_WORK_LATE = "bench.probes.work_late"
 
 # -- the client side ------------------------------------------------------------------------------------
 def client_app(
-    broker_url: str, *, backend_url: str | None = None, visibility_timeout: float | None = None
+    broker_url: str,
+    *,
+    backend_url: str | None = None,
+    visibility_timeout: float | None = None,
+    config: Config | None = None,
 ) -> Celery:
-    """A producer app for ``broker_url`` (JSON only), with the workers' ``visibility_timeout``; its
-    result backend is ``backend_url`` (a Redis), by default the broker itself."""
-    settings: dict[str, Any] = {}
+    """A producer app for ``broker_url`` (JSON only, or ``config``'s producer settings), with the
+    workers' ``visibility_timeout``; its result backend is ``backend_url`` (a Redis), by default the
+    broker itself."""
+    settings: dict[str, Any] = {} if config is None else dict(config.producer_settings)
     if visibility_timeout is not None:
-        settings["broker_transport_options"] = {"visibility_timeout": visibility_timeout}
+        settings["broker_transport_options"] = transport_options(settings, visibility_timeout)
         settings["result_backend_transport_options"] = {"visibility_timeout": visibility_timeout}
     app = bench_client.client_app(broker_url, name="bench-reliability", **settings)
     if backend_url is not None and backend_url != broker_url:
         app.conf.result_backend = app.backend_cls = backend_url  # pinned, as bench.client pins the broker's
     return app
+
+
+def transport_options(settings: Mapping[str, Any], visibility_timeout: float) -> dict[str, Any]:
+    """``settings``' own ``broker_transport_options`` with the scenario's ``visibility_timeout``."""
+    return dict(settings.get("broker_transport_options") or {}) | {"visibility_timeout": visibility_timeout}
+
+
+def configured_worker(config: Config, visibility_timeout: float | None) -> dict[str, Any]:
+    """:class:`bench.worker.Worker` keyword arguments for ``config`` (its app, its settings on the
+    command line), with ``visibility_timeout`` merged into the app's own transport options."""
+    kwargs = config.worker_kwargs()
+    if visibility_timeout is not None:
+        merged = dict(config.producer_settings) | dict(config.settings)
+        kwargs["settings"] = dict(kwargs["settings"]) | {
+            "broker_transport_options": transport_options(merged, visibility_timeout)
+        }
+    return kwargs
 
 
 def worker_env(

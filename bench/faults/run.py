@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic
@@ -14,6 +14,7 @@ from typing import Any, Generic
 from bench import defaults, ledger
 from bench.broker import Broker
 from bench.brokers import kind_of_url
+from bench.config import Config
 from bench.defaults import FAULT_AIM_POLL, FAULT_CLOCK_SLACK, FAULT_POLL, FAULT_SETTLE_TIMEOUT
 from bench.faults.injections import Server
 from bench.faults.kombu_amqp import AmqpQueues
@@ -26,7 +27,7 @@ from bench.faults.kombu_redis import (
     unacked_ids,
 )
 from bench.faults.observations import F, Inapplicable, Observation, WorkerSettings
-from bench.faults.producer import Published, client_app, enqueue, worker_env
+from bench.faults.producer import Published, client_app, configured_worker, enqueue, worker_env
 from bench.procs import wait_for
 from bench.worker import Worker
 
@@ -81,6 +82,8 @@ class Run:
         *,
         settings: WorkerSettings | None = None,
         visibility_timeout: float | None = None,
+        config: Config | None = None,
+        worker_env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -88,6 +91,10 @@ class Run:
         self.broker, self.kind = self.target.broker, self.target.kind
         self.pool, self.settings = pool, settings or WorkerSettings()
         self.visibility_timeout = visibility_timeout
+        self.config = config
+        """``None``: the seed app with ``settings`` (the fault tier); else this configuration's app and
+        settings for workers and producer (``bench sweep``'s delivery probe)."""
+        self.extra_env = dict(worker_env or {})
         self.clock, self.wall = clock, wall
         self.run = uuid.uuid4().hex[:12]
         self.queue = f"rel.{self.run}"
@@ -103,7 +110,7 @@ class Run:
     def client_app(self) -> Any:
         """A producer app for the run's broker and store (again after a broker restart)."""
         return client_app(self.broker.url, backend_url=self.target.store.url,
-                          visibility_timeout=self.visibility_timeout)  # fmt: skip
+                          visibility_timeout=self.visibility_timeout, config=self.config)  # fmt: skip
 
     def enqueue(self, task: str, args: Sequence[Any], *, count: int, **options: Any) -> Published:
         """:func:`enqueue` to this run's queue; every id counts in the run's accounting."""
@@ -114,10 +121,14 @@ class Run:
     def worker(self, *, wait: bool = True) -> Worker:
         """Start a worker with the scenario's settings on the run's queue (ready when it answers)."""
         s = self.settings
-        env = {**worker_env(acks_late=s.acks_late, reject_on_worker_lost=s.reject_on_worker_lost,
-                            visibility_timeout=self.visibility_timeout), **dict(s.env)}  # fmt: skip
-        worker = Worker(self.broker.url, pool=self.pool, queues=(self.queue,), env=env, loglevel=s.loglevel,
-                        backend_url=self.target.backend_url, settings=dict(s.celery))  # fmt: skip
+        env = worker_env(acks_late=s.acks_late, reject_on_worker_lost=s.reject_on_worker_lost,
+                         visibility_timeout=self.visibility_timeout)  # fmt: skip
+        env = env | dict(s.env) | self.extra_env
+        kwargs = {} if self.config is None else configured_worker(self.config, self.visibility_timeout)
+        kwargs["settings"] = dict(kwargs.get("settings") or {}) | dict(s.celery)
+        kwargs["pool"] = self.pool
+        worker = Worker(self.broker.url, queues=(self.queue,), env=env, loglevel=s.loglevel,
+                        backend_url=self.target.backend_url, **kwargs)  # fmt: skip
         self.workers.append(worker)
         worker.start(wait=wait)
         self.remember(worker)
@@ -320,13 +331,16 @@ def observe(
     *,
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
+    config: Config | None = None,
+    worker_env: Mapping[str, str] | None = None,
 ) -> Observation[F] | Inapplicable:
-    """Run ``scenario`` on ``pool``: one worker, inject, settle (bounded), aftermath, stop, account."""
+    """Run ``scenario`` on ``pool``: one worker, inject, settle (bounded), aftermath, stop, account.
+    ``config`` / ``worker_env``: the workers' app and settings, and environment, if not the seed's."""
     target = as_target(broker)
     if reason := scenario.applies(target, pool):
         return Inapplicable(scenario.name, scenario.expected, pool, reason, target.kind)
     with fault_run(target, pool, settings=scenario.settings, visibility_timeout=scenario.visibility_timeout,
-                   clock=clock, wall=wall) as run:  # fmt: skip
+                   clock=clock, wall=wall, config=config, worker_env=worker_env) as run:  # fmt: skip
         undo = scenario.prepare(run) if scenario.prepare is not None else None
         try:
             return _observe(run, scenario)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from bench import cli, compare, sweep, tables
+from bench import cli, compare, isolated, sweep, tables
 from bench.config import Config
+from bench.faults.delivery import Delivery
 from bench.sweep import Cell, Row
 
 GOOD = """
@@ -60,7 +65,6 @@ def test_a_matrix_file_gives_checked_cells():
         ("rounds = 0\n[[cell]]\nname = 'a'", "rounds must be a positive integer"),
         ("[[cell]]\nname = 'a'\nset = 3", "set must be a table"),
         ("[[cell]]\nname = 'a'\nproducer_reuse = 'yes'", "producer_reuse must be true or false"),
-        ("[[cell]]\nname = 'a'\nset = { task_ignore_result = true }", "task_ignore_result cannot be swept"),
     ],
 )
 def test_a_bad_matrix_names_the_problem_in_one_line(text, expected):
@@ -108,12 +112,20 @@ def test_a_reused_producer_is_another_configuration_for_compare():
 
 
 # -- conclusions over synthetic rows ------------------------------------------------------------------
-FIGURES = {  # cell: enqueue us, producer tasks/s, drain tasks/s, e2e p99 ms
-    "default": (500.0, 2000.0, 1000.0, 5.0),
-    "fast drain": (510.0, 1980.0, 2000.0, 9.0),
-    "fast enqueue": (300.0, 3000.0, 990.0, 5.1),
-    "worse": (520.0, 1900.0, 900.0, 6.0),
+FIGURES = {  # cell: enqueue us, producer tasks/s, drain tasks/s, e2e p99 ms, lost on kill
+    "default": (500.0, 2000.0, 1000.0, 5.0, 0),
+    "fast drain": (510.0, 1980.0, 2000.0, 9.0, 4),
+    "fast enqueue": (300.0, 3000.0, 990.0, 5.1, 0),
+    "worse": (520.0, 1900.0, 900.0, 6.0, 1),
 }
+MEASURED = [o for o in sweep.OBJECTIVES if o.scenario != sweep.DELIVERY]
+
+
+def _deliveries(figures=FIGURES) -> dict[str, tuple[Delivery, ...]]:
+    return {
+        name: (Delivery(16, int(values[-1]), 1, 1, 2, 4, True, 1.5, ("_RESP2Parser",)),)
+        for name, values in figures.items()
+    }
 
 
 def _rows(figures=FIGURES, spread=0.01) -> tuple[tuple[Cell, ...], tuple[Row, ...]]:
@@ -121,7 +133,7 @@ def _rows(figures=FIGURES, spread=0.01) -> tuple[tuple[Cell, ...], tuple[Row, ..
     rows = []
     for name, values in figures.items():
         config = Config().on("solo", 1)
-        for objective, value in zip(sweep.OBJECTIVES, values, strict=True):
+        for objective, value in zip(MEASURED, values[: len(MEASURED)], strict=True):
             rounds = (value * (1 - spread), value, value * (1 + spread))
             is_latency = objective.unit in ("us", "ms")
             rows.append(
@@ -144,7 +156,9 @@ def _rows(figures=FIGURES, spread=0.01) -> tuple[tuple[Cell, ...], tuple[Row, ..
 
 def _sweep(figures=FIGURES, spread=0.01) -> sweep.Sweep:
     cells, rows = _rows(figures, spread)
-    return sweep.conclude(cells, rows, context={"config": Config().to_json()}, duration_s=1.0)
+    return sweep.conclude(
+        cells, rows, context={"config": Config().to_json()}, duration_s=1.0, deliveries=_deliveries(figures)
+    )
 
 
 def test_the_pareto_front_leaves_out_dominated_cells():
@@ -176,8 +190,11 @@ def test_the_text_has_a_table_per_objective_the_front_and_the_advice():
     for objective in sweep.OBJECTIVES:
         assert objective.title.upper() in out
     assert "PARETO FRONT" in out and "RECOMMENDATIONS" in out
-    assert "drain: fast drain [(the app's own)]: drain +100% (better) vs default (significant)" in out
-    assert "e2e_p99 +80% (worse)" in out
+    assert (
+        "drain: fast drain [(the app's own)]: drain +100% (better: 2,000 vs 1,000 tasks/s) vs default "
+        "(significant)"
+    ) in out
+    assert "e2e_p99 +80% (worse: 9 vs 5 ms)" in out
     assert "e2e_p99: keep default" in out
 
 
@@ -215,8 +232,6 @@ def no_sweep(monkeypatch):
         (["--set", "task_acks_late=maybe"], "task_acks_late"),
         (["--pool", "nope"], "--pool"),
         (["--matrix", "BAD", "--set-axis", "task_acks_late=true"], "not both"),
-        (["--set-axis", "task_ignore_result=true,false"], "cannot be swept"),
-        (["--set", "task_ignore_result=true"], "--set: task_ignore_result cannot be swept"),
     ],
 )
 def test_bad_sweep_input_exits_2_with_one_line(no_sweep, capsys, tmp_path, argv, expected):
@@ -236,3 +251,76 @@ def test_the_control_app_reads_a_msgpack_workers_replies():
         assert set(app.conf.accept_content) == {"json", "msgpack"}
     finally:
         app.close()
+
+
+def test_lost_on_kill_is_an_objective_counted_not_as_a_percentage():
+    figures = dict(FIGURES) | {
+        "default": (500.0, 2000.0, 1000.0, 5.0, 4),
+        "late acks": (505.0, 1990.0, 995.0, 5.2, 0),
+    }
+    result = _sweep(figures)
+    assert result.scores["late acks"]["lost"] == 0 and result.scores["default"]["lost"] == 4
+    assert "late acks" in result.front  # nobody loses fewer
+    lost = next(r for r in result.recommendations if r.objective.name == "lost")
+    assert lost.cell in ("late acks", "fast enqueue") and lost.significant is None
+    line = tables.recommendation_line(lost, "default")
+    assert (
+        "lost on kill 0, duplicated 1 (default: 4 and 1)" in line and "untested: one probe per cell" in line
+    )
+    drain = next(r for r in result.recommendations if r.objective.name == "drain")
+    assert "lost on kill 4, duplicated 1 (default: 4 and 1)" in tables.recommendation_line(drain, "default")
+
+
+def test_the_json_carries_each_cells_delivery_probes():
+    doc = sweep.to_json(_sweep())
+    assert doc["delivery"]["fast drain"][0]["lost"] == 4
+    assert doc["delivery"]["default"][0]["worker_parsers"] == ["_RESP2Parser"]
+    assert doc["scores"]["worse"]["lost"] == 1
+    drain = next(r for r in doc["recommendations"] if r["objective"] == "drain")
+    assert drain["figures"]["lost"] == 4 and drain["baseline_figures"]["lost"] == 0
+
+
+def test_a_sweep_without_probes_still_has_a_front():
+    cells, rows = _rows()
+    result = sweep.conclude(cells, rows, context={}, duration_s=1.0)
+    assert set(result.front) == {"default", "fast drain", "fast enqueue"}
+    assert all(r.objective.name != "lost" for r in result.recommendations)
+
+
+def test_a_cell_may_hide_or_require_hiredis():
+    cells, _ = sweep.parse_matrix(
+        "[[cell]]\nname = 'a'\nhiredis = false\n[[cell]]\nname = 'b'\nhiredis = true"
+    )
+    assert [c.hiredis for c in cells] == [False, True]
+    assert sweep.cell_config(Config(), cells[0], "solo").to_json()["hiredis"] is False
+    assert "hiredis" not in sweep.cell_config(Config(), Cell("c"), "solo").to_json()
+    with pytest.raises(sweep.SweepError, match="hiredis must be true or false"):
+        sweep.parse_matrix("[[cell]]\nname = 'a'\nhiredis = 'off'", path="m.toml")
+
+
+def test_a_cell_that_needs_hiredis_where_it_is_missing_exits_2(monkeypatch, no_sweep, capsys, tmp_path):
+    monkeypatch.setattr(isolated, "hiredis_installed", lambda: False)
+    matrix = tmp_path / "m.toml"
+    matrix.write_text("[[cell]]\nname = 'fast parser'\nhiredis = true\n")
+    assert cli.main(["sweep", "--matrix", str(matrix), "--json", str(tmp_path / "s.json")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'fast parser' asks for hiredis" in err and ".[hiredis]" in err
+
+
+@pytest.mark.skipif(
+    not isolated.hiredis_installed(), reason="hiredis is not installed (pip install -e '.[hiredis]')"
+)
+def test_a_hidden_hiredis_cannot_be_imported_by_a_child(tmp_path):
+    from bench.worker import child_env
+
+    with isolated.without_hiredis() as extra:
+        env = child_env("redis://127.0.0.1:1/0", extra=extra)
+        assert env["PYTHONPATH"].split(os.pathsep)[0] == extra["PYTHONPATH"]  # before the project root
+        code = "import redis.utils as u, redis.connection as c; "
+        code += "print(u.HIREDIS_AVAILABLE, c.DefaultParser.__name__)"
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "_RESP2Parser"]
+    assert not Path(extra["PYTHONPATH"]).exists()  # removed afterwards
