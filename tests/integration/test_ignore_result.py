@@ -14,6 +14,7 @@ import pytest
 
 from bench import defaults, loadgen, scenarios
 from bench.broker import Broker
+from bench.brokers import BrokerHandle
 from bench.config import Config
 from bench.worker import Worker, control_app
 
@@ -24,11 +25,16 @@ CONFIG = Config(settings=(("task_ignore_result", True),))
 
 
 @pytest.mark.parametrize("kind", ["solo", "prefork"])
-def test_a_drain_and_an_open_loop_finish_when_results_are_ignored(bench_broker: Broker, kind: str):
+def test_a_drain_and_an_open_loop_finish_when_results_are_ignored(
+    bench_broker: Broker | BrokerHandle, bench_backend: Broker, kind: str
+):
     queue = f"ignored-{uuid.uuid4().hex[:8]}"
-    conn = bench_broker.client()
+    conn = bench_backend.client()  # the probes announce their completion on the result backend's Redis
     control = control_app(bench_broker.url)
-    worker = Worker(bench_broker.url, **CONFIG.on(kind, None).worker_kwargs(), queues=(f"{queue}.idle",))
+    worker = Worker(
+        bench_broker.url, **CONFIG.on(kind, None).worker_kwargs(), queues=(f"{queue}.idle",),
+        backend_url=bench_backend.url,
+    )  # fmt: skip
     producer = loadgen.Client(bench_broker.url, queue, backend=False, settings=CONFIG.producer_settings)
     try:
         with worker, producer:
