@@ -4,7 +4,8 @@
    of a same-size message measured in the same run, and the harness's own timing overhead;
 2. producer throughput from 1 thread, N threads and N processes;
 3. per pool (and concurrency), with one real worker: the drain rate of a pre-filled queue of no-op
-   tasks, then the open-loop end-to-end latency (enqueue -> task start, enqueue -> result available);
+   tasks, the same for I/O-bound tasks (``bench.probes.io_wait``: what green-thread pools are for), then
+   the open-loop end-to-end latency (enqueue -> task start, enqueue -> result available);
 4. the reliability section (``bench.faults``, another module), when it is there and not skipped.
 
 Results are immutable records (:class:`Result`, :class:`Fidelity`, :class:`Run`); ``bench.report``
@@ -37,7 +38,7 @@ from bench.broker import Broker, from_option, redact
 from bench.config import Config
 from bench.faults import reliability_section
 from bench.progress import Listener, PlannedStep, Silent
-from bench.worker import PROJECT_ROOT, Worker, control_app
+from bench.worker import PROJECT_ROOT, Worker, await_consuming, control_app
 
 WORKER_LOGLEVEL = "WARNING"
 """Log level of benchmark workers: the figures measure the pool, not one log line per task."""
@@ -82,9 +83,18 @@ class Plan:
     concurrency: Mapping[str, tuple[int, ...]]
     e2e_rounds: int = 3
     max_rounds: Mapping[str, int] = field(default_factory=dict)
-    """Most rounds per adaptive step (``enqueue``, ``producer``, ``drain``, ``e2e``); absent: the minimum."""
+    """Most rounds per adaptive step (``enqueue``, ``producer``, ``drain``, ``io``, ``e2e``); absent: the
+    minimum."""
     budget_s: Mapping[str, float] = field(default_factory=dict)
     """Seconds per adaptive step (``defaults.QUICK_BUDGET_S`` / ``FULL_BUDGET_S``); absent: no time limit."""
+    io_rounds: int = 3
+    """Least rounds of the I/O drain (``bench.probes.io_wait`` tasks) per pool and concurrency."""
+    io_waves: int = defaults.IO_WAVES
+    """I/O tasks per round and slot of the pool (see :meth:`io_tasks`)."""
+
+    def io_tasks(self, concurrency: int) -> int:
+        """I/O tasks per round on ``concurrency`` slots: ``io_waves`` per slot, at most ``drain_tasks``."""
+        return max(2, min(self.drain_tasks, self.io_waves * concurrency))
 
     @property
     def e2e_count(self) -> int:
@@ -97,6 +107,7 @@ class Plan:
             "enqueue": self.enqueue_rounds,
             "producer": self.producer_rounds,
             "drain": self.drain_rounds,
+            "io": self.io_rounds,
             "e2e": self.e2e_rounds,
         }[step]
         most = max(least, self.max_rounds.get(step, least))
@@ -121,9 +132,11 @@ QUICK = Plan(
         "solo": (1,),
         "prefork": (defaults.WORKER_CONCURRENCY,),
         "threads": (defaults.WORKER_CONCURRENCY,),
+        "gevent": (defaults.GREEN_CONCURRENCY,),
+        "eventlet": (defaults.GREEN_CONCURRENCY,),
     },
     e2e_rounds=3,
-    max_rounds={"enqueue": 40, "producer": 10, "drain": 10, "e2e": 8},
+    max_rounds={"enqueue": 40, "producer": 10, "drain": 10, "io": 8, "e2e": 8},
     budget_s=defaults.QUICK_BUDGET_S,
 )
 
@@ -139,9 +152,15 @@ FULL = Plan(
     drain_tasks=3000,
     e2e_rate=200.0,
     e2e_seconds=10.0,
-    concurrency={"solo": (1,), "prefork": (2, 4), "threads": (2, 8)},
+    concurrency={
+        "solo": (1,),
+        "prefork": (2, 4),
+        "threads": (2, 8),
+        "gevent": (10, defaults.GREEN_CONCURRENCY),
+        "eventlet": (10, defaults.GREEN_CONCURRENCY),
+    },
     e2e_rounds=3,
-    max_rounds={"enqueue": 60, "producer": 15, "drain": 12, "e2e": 9},
+    max_rounds={"enqueue": 60, "producer": 15, "drain": 12, "io": 12, "e2e": 9},
     budget_s=defaults.FULL_BUDGET_S,
 )
 
@@ -231,6 +250,7 @@ STEP_SECONDS = {
     "producer_process_round": 1.0,
     "worker_start": 1.0,
     "drain_task": 1 / 275,
+    "io_task_slot": defaults.IO_WAIT_S * 1.1,
     "e2e_after_arrivals": 1.5,
     "reliability_pool_quick": 15.0,
     "reliability_pool_full": 90.0,
@@ -275,6 +295,9 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
                     f"{pool} x{concurrency} drain", adaptive("drain", sizes.drain_tasks * cost["drain_task"])
                 ),
                 PlannedStep(
+                    f"{pool} x{concurrency} I/O drain", adaptive("io", _io_round_cost(sizes, concurrency))
+                ),
+                PlannedStep(
                     f"{pool} x{concurrency} open loop",
                     adaptive("e2e", sizes.e2e_seconds + cost["e2e_after_arrivals"]),
                 ),
@@ -284,6 +307,13 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
         steps.append(PlannedStep("reliability", per_pool * len(options.pools)))
     steps.append(PlannedStep("done", cost["done"]))
     return tuple(steps)
+
+
+def _io_round_cost(sizes: Plan, concurrency: int) -> float:
+    """Expected seconds of one I/O drain round: its waits one slot of the pool at a time, but never less
+    than draining as many no-ops (a green pool's slots outrun Celery's per-task cost)."""
+    tasks = sizes.io_tasks(concurrency)
+    return max(tasks / concurrency * STEP_SECONDS["io_task_slot"], tasks * STEP_SECONDS["drain_task"])
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -542,12 +572,16 @@ def _rate_precision(throughput: stats.ThroughputSummary) -> stats.Precision:
 
 @contextlib.contextmanager
 def consuming(control: celery.Celery, worker: Worker, queue: str) -> Iterator[None]:
-    """The worker consumes ``queue`` inside the block (control add/cancel consumer)."""
+    """The worker consumes ``queue`` inside the block (control add/cancel consumer), and only there: each
+    switch is awaited until the worker applied it (``bench.worker.await_consuming``)."""
+    nudge = worker.queues[0] if worker.queues else None
     _control(control.control.add_consumer, queue, worker)
     try:
+        await_consuming(control, [worker.node], queue, consuming=True, nudge=nudge)
         yield
     finally:
         _control(control.control.cancel_consumer, queue, worker)
+        await_consuming(control, [worker.node], queue, consuming=False, nudge=nudge)
 
 
 def _control(command: Callable[..., Any], queue: str, worker: Worker) -> None:
@@ -593,6 +627,7 @@ def _pool_cell(
                 _rounds_of(lambda: cell.drain_round(producer, sizes.drain_tasks), budget, after=lambda: None),
                 what=f"drain {label}",
             )
+            io = _io_drain(cell, producer, sizes.io_tasks(concurrency), sizes.budget("io"), steps)
             budget = sizes.budget("e2e")
             steps.step(
                 f"{label}: open loop, {sizes.e2e_rate:g} tasks/s, {budget.min_rounds}-{budget.max_rounds} "
@@ -604,13 +639,41 @@ def _pool_cell(
         control.close()
     samples[f"e2e.start:{label}"] = tuple(v for r in loop.to_start for v in r)
     samples[f"e2e.result:{label}"] = tuple(v for r in loop.to_result for v in r)
-    return _cell_results(label, pool, concurrency, sizes, drain, loop), loop.lag
+    return _cell_results(label, pool, concurrency, sizes, (drain, io), loop), loop.lag
+
+
+def _io_drain(
+    cell: _Cell, producer: loadgen.Client, tasks: int, budget: loadgen.Budget, steps: Listener
+) -> stats.ThroughputSummary:
+    """Rounds of a pre-filled queue of ``tasks`` I/O-bound tasks (each waits ``IO_WAIT_S``) drained."""
+    wait = f"{defaults.IO_WAIT_S * 1e3:g} ms"
+    steps.step(
+        f"{cell.label}: I/O drain {budget.min_rounds}-{budget.max_rounds} rounds x {tasks} queued tasks "
+        f"waiting {wait}"
+    )
+    rounds = _rounds_of(
+        lambda: cell.drain_round(producer, tasks, task=loadgen.IO_WAIT), budget, after=lambda: None
+    )
+    return stats.summarize_throughput(rounds, what=f"drain.io {cell.label}")
 
 
 def _cell_producer(broker: Broker, queue: str, config: Config) -> loadgen.Client:
     """The producer a pool cell sends its drain and open-loop tasks with (no result backend of its own)."""
     settings, reuse = config.producer_settings, config.producer_reuse
     return loadgen.Client(broker.url, queue, backend=False, settings=settings, reuse_producer=reuse)
+
+
+IO_TITLE = f"worker drain rate, I/O-bound tasks ({defaults.IO_WAIT_S * 1e3:g} ms wait each)"
+"""The title of the ``drain.io`` rows."""
+
+
+def _io_ceiling(concurrency: int) -> str:
+    """The rate at which ``concurrency`` slots of waiting alone would cap the I/O drain."""
+    ceiling = concurrency / defaults.IO_WAIT_S
+    return (
+        f"ceiling if only the waits counted: {concurrency} at a time / {defaults.IO_WAIT_S * 1e3:g} ms = "
+        f"{ceiling:.0f} tasks/s"
+    )
 
 
 E2E_TARGETS = {
@@ -633,11 +696,14 @@ class _Cell:
     control: celery.Celery
     worker: Worker
 
-    def drain_round(self, producer: loadgen.Client, tasks: int) -> tuple[int, float]:
-        """Fill the queue with ``tasks`` no-ops while the worker is off it, then time its drain."""
+    def drain_round(
+        self, producer: loadgen.Client, tasks: int, *, task: str = loadgen.NOOP
+    ) -> tuple[int, float]:
+        """Fill the queue with ``tasks`` ``task`` messages (no-ops) while the worker is off it, then time
+        its drain."""
         prefix = f"{self.prefix}-drain-{uuid.uuid4().hex[:6]}-"
         outcomes = loadgen.drain_round(
-            producer, self.conn, prefix, tasks, self.consuming,
+            producer, self.conn, prefix, tasks, self.consuming, task=task,
             timeout=defaults.DRAIN_TIMEOUT, what=f"{self.label} worker to drain {tasks} tasks",
         )  # fmt: skip
         return loadgen.drain_rate(outcomes)
@@ -686,9 +752,11 @@ def _cell_results(
     pool: str,
     concurrency: int,
     sizes: Plan,
-    drain: stats.ThroughputSummary,
+    drains: tuple[stats.ThroughputSummary, stats.ThroughputSummary],
     loop: _OpenLoopRounds,
 ) -> list[Result]:
+    """The cell's rows: the no-op drain, the I/O drain (``drains``), the open loop's two latencies."""
+    drain, io = drains
     notes: list[str] = []
     if loop.missing:
         notes.append(f"{loop.missing} of {loop.sent} tasks had no successful result")
@@ -704,7 +772,9 @@ def _cell_results(
         )
     series = loop.series()
     out = [Result("drain", "worker drain rate (pre-filled queue)", pool, concurrency, throughput=drain,
-                  precision=(_rate_precision(drain),))]  # fmt: skip
+                  precision=(_rate_precision(drain),)),
+           Result("drain.io", IO_TITLE, pool, concurrency, throughput=io, precision=(_rate_precision(io),),
+                  notes=(_io_ceiling(concurrency),))]  # fmt: skip
     for name, rounds, to in (
         ("start", loop.to_start, "task start"),
         ("result", loop.to_result, "result available"),
