@@ -59,21 +59,26 @@ def default_concurrency(name: str) -> int:
     return defaults.GREEN_CONCURRENCY if name in defaults.GREEN_POOLS else defaults.WORKER_CONCURRENCY
 
 
-def available(platform: str | None = None) -> list[str]:
-    """The pools this platform supports, in the harness's order."""
-    return [p for p in defaults.POOLS_ALL if support(p, platform).available]
+def available(platform: str | None = None, *, has_module: Callable[[str], bool] = installed) -> list[str]:
+    """The pools this platform supports (and whose packages are installed), in the harness's order."""
+    return [p for p in defaults.POOLS_ALL if support(p, platform, has_module=has_module).available]
 
 
-def select(requested: list[str] | None, platform: str | None = None) -> list[str]:
+def select(
+    requested: list[str] | None,
+    platform: str | None = None,
+    *,
+    has_module: Callable[[str], bool] = installed,
+) -> list[str]:
     """Validate a user's ``--pool`` choices; none means every available pool.
 
     Raises ``ValueError`` with a one-line message for an unknown or unsupported pool.
     """
     if not requested:
-        return available(platform)
+        return available(platform, has_module=has_module)
     chosen: list[str] = []
     for name in requested:
-        info = support(name, platform)
+        info = support(name, platform, has_module=has_module)
         if not info.available:
             raise ValueError(f"pool {name!r} is unavailable here: {info.reason}")
         if name not in chosen:
