@@ -70,7 +70,7 @@ def test_child_killed_acks_late_reject_on_worker_lost_redelivers(pool, fault_bro
     assert faults.judge(obs).verdict is Verdict.OK
 
 
-@pytest.mark.pools("solo", "threads")
+@pytest.mark.pools("solo", "threads", "gevent", "eventlet")
 def test_child_kill_does_not_apply_without_pool_children(pool, fault_broker):
     observed = faults.child_killed(fault_broker, pool, acks_late=True)
     assert isinstance(observed, faults.Inapplicable) and observed.pool == pool

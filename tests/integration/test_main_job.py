@@ -148,10 +148,10 @@ def test_ctrl_c_mid_run_reaps_everything_and_exits_130(tmp_path):
 def test_bad_input_exits_2_with_one_line(tmp_path):
     env, run_id = job_env(tmp_path)
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--pool", "eventlet"],
+        [sys.executable, "-m", "bench", "run", "--pool", "greenlet"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
-    assert "unknown pool 'eventlet'" in done.stderr
+    assert "unknown pool 'greenlet'" in done.stderr
     assert leftovers(tmp_path, run_id) == ([], [])
