@@ -98,7 +98,7 @@ def _race(target: Target, final: str) -> tuple[str, str]:
     return state, wanted
 
 
-@pytest.mark.pools("prefork", "threads")  # two attempts of one task must run at the same time
+@pytest.mark.pools("prefork", "threads", "gevent", "eventlet")  # two attempts must run at the same time
 @pytest.mark.parametrize("final", ["failure", "success"])
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=RETRY_RACE)
 def test_an_attempt_outliving_its_retry_keeps_the_final_state(app, worker, final):
