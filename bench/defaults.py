@@ -143,6 +143,11 @@ FAULT_STALL_TIMEOUT = 45.0
 FAULT_PUBLISH_ERROR_BOUND = 40.0
 """Seconds ``apply_async`` to a down broker may take before the harness calls it hung."""
 
+FAULT_CONCURRENCY = 2
+"""Concurrency of the fault scenarios' gevent and eventlet workers (prefork and threads have it by default):
+a kill or a stop must meet a run under way, some of its 0.3 s tasks done, one running, more queued; 100
+green threads would start all of a scenario's 12 tasks at once and finish them together."""
+
 FAULT_POLL = 0.05
 """Seconds between two reads of a fault scenario's ledger."""
 

@@ -25,6 +25,7 @@ from bench.faults.observations import (
     RestartFacts,
     WarmFacts,
 )
+from bench.faults.run import NO_RESTORE_SWEEP, NO_RESTORE_SWEEP_ISSUE
 from bench.ledger import ReliabilityRecord, Tally, Verdict, not_applicable, record
 
 BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
@@ -116,7 +117,9 @@ def judge_worker_killed(obs: Observation[KillFacts]) -> Judgement:
     if unseen := lost_ids & snap.popped_unseen:
         note += f"; {len(unseen)} popped from the queue at the kill, never held ({BRPOP_LOSS_ISSUES})"
     if stuck:
-        note += f"; {len(stuck)} still held unacknowledged: no restore sweep moved them back"
+        note += f"; {len(stuck)} still held unacknowledged: no restore sweep moved them back" + (
+            f" ({NO_RESTORE_SWEEP_ISSUE})" if obs.pool in NO_RESTORE_SWEEP else ""
+        )
     if not obs.settled:
         note += f"; not settled within {FAULT_SETTLE_TIMEOUT:g}s"
     elif obs.recovery_seconds is not None:
@@ -210,6 +213,8 @@ def judge_broker_down(down: BrokerDown) -> ReliabilityRecord:
 def judge_countdown(obs: Observation[CountdownFacts]) -> Judgement:
     runs = obs.starts(obs.facts.task_id)
     note = f"ran {runs}x; countdown {obs.facts.countdown:g}s, visibility_timeout {obs.visibility_timeout:g}s"
+    if runs < 2 and obs.pool in NO_RESTORE_SWEEP:
+        note += f"; no restore sweep redelivered it ({NO_RESTORE_SWEEP_ISSUE})"
     return Judgement.of(obs.tally.lost == 0 and runs >= 2, note)
 
 

@@ -30,6 +30,16 @@ from bench.worker import Worker
 ACKS_AFTER_THE_BODY = frozenset({"solo"})
 """Pools that acknowledge a task only after its body, even without ``task_acks_late`` (celery#3430)."""
 
+NO_RESTORE_SWEEP = frozenset(defaults.GREEN_POOLS)
+"""Pools whose workers never run kombu's Redis ``restore_visible`` sweep (celery#4976): what a dead worker
+held stays in ``unacked`` until a worker of another pool sweeps. kombu runs the sweep at the event loop's
+start and on its timer; a gevent or eventlet worker runs Celery's ``synloop``, where kombu sweeps only
+after a poll that saw no event, and the BRPOP's own 1 s timeout reply is an event within every 2 s
+``drain_events``."""
+
+NO_RESTORE_SWEEP_ISSUE = "celery#4976: gevent/eventlet workers never run the Redis restore sweep"
+"""The short reason the judged notes carry for a ``NO_RESTORE_SWEEP`` pool."""
+
 
 class Run:
     """One scenario run: a run id, a queue of its own, the client app, the workers it started, what it
@@ -69,7 +79,9 @@ class Run:
         s = self.settings
         env = worker_env(acks_late=s.acks_late, reject_on_worker_lost=s.reject_on_worker_lost,
                          visibility_timeout=self.visibility_timeout)  # fmt: skip
-        worker = Worker(self.broker.url, pool=self.pool, queues=(self.queue,), env=env, loglevel=s.loglevel)
+        concurrency = defaults.FAULT_CONCURRENCY if self.pool in defaults.GREEN_POOLS else None
+        worker = Worker(self.broker.url, pool=self.pool, concurrency=concurrency, queues=(self.queue,),
+                        env=env, loglevel=s.loglevel)  # fmt: skip
         self.workers.append(worker)
         worker.start()
         self.remember(worker)
