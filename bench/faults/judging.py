@@ -155,11 +155,11 @@ def queue_kept_past(obs: Observation[RestartFacts]) -> bool:
     return any(obs.executions.done.get(i, 0) for i in order[last_lost + 1 :])
 
 
-def lost_in_brpop(obs: Observation[RestartFacts]) -> bool:
-    """kombu#1733's symptom after a restart: every lost id was published before it, never started,
-    neither queued nor held once the workers stopped, and a message published after them ran
-    (:func:`queue_kept_past`)."""
-    lost = obs.lost_ids
+def lost_in_brpop(obs: Observation[RestartFacts], ids: frozenset[str] | None = None) -> bool:
+    """kombu#1733's symptom after a restart: every lost id (or every one of ``ids``) was published before
+    it, never started, neither queued nor held once the workers stopped, and a message published after
+    them ran (:func:`queue_kept_past`)."""
+    lost = obs.lost_ids if ids is None else ids
     return (
         bool(lost) and lost <= set(obs.facts.before.ids) and obs.queued_after == 0
         and not any(obs.starts(i) for i in lost) and not lost & obs.held_after

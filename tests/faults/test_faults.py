@@ -220,6 +220,16 @@ def test_broker_restart_loses_no_acknowledged_publish(pool, restart_run):
     # kept the queue across the restart, i.e. the loss is a pop's, not Redis losing queued data.
     if lost and not faults.queue_kept_past(obs):
         pytest.fail(f"no message published after the lost ones ran: did Redis lose the queue? {_note(obs)}")
+    if lost and pool in faults.NO_RESTORE_SWEEP and lost & obs.held_after:
+        # Two known symptoms, each positively: the lost ids still in 'unacked' after every worker stopped
+        # never started (celery#4976: no green worker sweeps them back); the rest were popped unseen.
+        held, popped = lost & obs.held_after, lost - obs.held_after
+        assert not any(obs.starts(i) for i in held), _note(obs)
+        assert not popped or faults.lost_in_brpop(obs, popped), _note(obs)
+        pytest.xfail(
+            f"{NO_RESTORE_SWEEP}; lost {len(held)} held here"
+            + (f"; and {BRPOP_LOSS}; lost {len(popped)} so here" if popped else "")
+        )
     if lost and faults.lost_in_brpop(obs):
         pytest.xfail(f"{BRPOP_LOSS}; lost {len(lost)} here")
     assert tally.lost == 0, _note(obs)
