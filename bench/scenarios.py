@@ -667,6 +667,18 @@ IO_TITLE = f"worker drain rate, I/O-bound tasks ({defaults.IO_WAIT_S * 1e3:g} ms
 """The title of the ``drain.io`` rows."""
 
 
+def _drain_rows(
+    pool: str, concurrency: int, drain: stats.ThroughputSummary, io: stats.ThroughputSummary
+) -> list[Result]:
+    """The no-op drain's row and the I/O drain's (with its ceiling as a note)."""
+    return [
+        Result("drain", "worker drain rate (pre-filled queue)", pool, concurrency, throughput=drain,
+               precision=(_rate_precision(drain),)),
+        Result("drain.io", IO_TITLE, pool, concurrency, throughput=io, precision=(_rate_precision(io),),
+               notes=(_io_ceiling(concurrency),)),
+    ]  # fmt: skip
+
+
 def _io_ceiling(concurrency: int) -> str:
     """The rate at which ``concurrency`` slots of waiting alone would cap the I/O drain."""
     ceiling = concurrency / defaults.IO_WAIT_S
@@ -771,10 +783,7 @@ def _cell_results(
             "saturated and latency grows with the run's length"
         )
     series = loop.series()
-    out = [Result("drain", "worker drain rate (pre-filled queue)", pool, concurrency, throughput=drain,
-                  precision=(_rate_precision(drain),)),
-           Result("drain.io", IO_TITLE, pool, concurrency, throughput=io, precision=(_rate_precision(io),),
-                  notes=(_io_ceiling(concurrency),))]  # fmt: skip
+    out = _drain_rows(pool, concurrency, drain, io)
     for name, rounds, to in (
         ("start", loop.to_start, "task start"),
         ("result", loop.to_result, "result available"),
