@@ -64,6 +64,15 @@ BEAT_INTERVAL = 0.5
 WORKER_CONCURRENCY = 2
 """Default concurrency of prefork and threads workers (the machine has 2 cores)."""
 
+GREEN_CONCURRENCY = 100
+"""Default concurrency of gevent and eventlet workers: green threads, not processes or OS threads, so the
+cores do not bound it; waiting tasks do. 100 lets a worker wait on 100 tasks at once (~5,000/s of
+``IO_WAIT_S`` tasks), above the ~1,000/s a worker manages per task on this machine, so the I/O drain
+shows Celery's own per-task cost, not the pool's size; it keeps the prefetch window
+(``PREFETCH_MULTIPLIER`` x 100 = 400 messages) below a drain round's batch. Celery's docs run these
+pools at hundreds to thousands (``-P eventlet -c 1000``); its own default (the CPU count) would make a
+green pool as narrow as threads on two cores."""
+
 PREFETCH_MULTIPLIER = 4
 """``worker_prefetch_multiplier`` the harness sets on its fault scenarios' workers (Celery's default, set
 explicitly: a worker reserves at most this x its concurrency messages, which bounds what a kill or a
@@ -73,8 +82,22 @@ DRAIN_TIMEOUT = 300.0
 """Seconds a worker (or a fleet) may take to execute a drain batch, e.g. the no-fault load of 10,000
 tasks (a busy 2-core machine manages ~1,000/s; generous for a slow CI runner)."""
 
-POOLS_ALL = ("solo", "prefork", "threads")
+POOLS_ALL = ("solo", "prefork", "threads", "gevent", "eventlet")
 """Every pool the harness knows, in the order it runs them."""
+
+GREEN_POOLS = ("gevent", "eventlet")
+"""Pools of green threads: optional extras (``pip install -e '.[green]'``), available only where their
+package is installed; their workers monkey-patch the standard library at start."""
+
+IO_WAIT_S = 0.02
+"""Seconds the I/O-bound probe task (``bench.probes.io_wait``) waits: ``time.sleep``, which gevent and
+eventlet patch in their workers, so a green pool runs other tasks meanwhile. 20 ms is a typical remote
+call (an HTTP API, a database query): one task at a time drains 50/s at most."""
+
+IO_WAVES = 25
+"""Tasks per slot of the pool in one round of the main job's I/O drain (a round queues ``IO_WAVES`` x
+concurrency tasks, at most the plan's no-op ``drain_tasks``): ~0.5 s per round whatever the pool, when
+the pool's size bounds the rate."""
 
 TEMP_PREFIX = "celery-bench-"
 """Prefix of every temporary directory the harness creates (so a leak check can find strays)."""
@@ -123,6 +146,11 @@ FAULT_STALL_TIMEOUT = 45.0
 
 FAULT_PUBLISH_ERROR_BOUND = 40.0
 """Seconds ``apply_async`` to a down broker may take before the harness calls it hung."""
+
+FAULT_CONCURRENCY = 2
+"""Concurrency of the fault scenarios' gevent and eventlet workers (prefork and threads have it by default):
+a kill or a stop must meet a run under way, some of its 0.3 s tasks done, one running, more queued; 100
+green threads would start all of a scenario's 12 tasks at once and finish them together."""
 
 FAULT_POLL = 0.05
 """Seconds between two reads of a fault scenario's ledger."""
@@ -224,18 +252,23 @@ PRECISION_TARGET_TAIL = 0.05
 """The same for the open-loop p99 (median over rounds of each round's p99), against
 ``REPEAT_CV_TARGET_TAIL``."""
 
-QUICK_BUDGET_S = {"enqueue": 15.0, "producer": 7.0, "drain": 12.0, "e2e": 15.0}
+QUICK_BUDGET_S = {"enqueue": 15.0, "producer": 7.0, "drain": 12.0, "io": 5.0, "e2e": 15.0}
 """Seconds each adaptive step of a ``--quick`` run may spend adding rounds (``producer`` per mode,
-``drain`` and ``e2e`` per pool): with the fixed parts, a quick run of the three pools stays under ~3
-minutes on a quiet 2-core machine. A step that runs out of budget before its series are precise says so
-in the report."""
+``drain``, ``io`` (the I/O drain) and ``e2e`` per pool): with the fixed parts, a quick run of the five
+pools stays under ~3 minutes on a quiet 2-core machine. A step that runs out of budget before its series
+are precise says so in the report."""
 
-FULL_BUDGET_S = {"enqueue": 60.0, "producer": 30.0, "drain": 60.0, "e2e": 90.0}
-"""The same for a full run (per pool and concurrency for ``drain`` and ``e2e``)."""
+FULL_BUDGET_S = {"enqueue": 60.0, "producer": 30.0, "drain": 60.0, "io": 30.0, "e2e": 90.0}
+"""The same for a full run (per pool and concurrency for ``drain``, ``io`` and ``e2e``)."""
 
 # -- the main job, the fleet and the load generator (bench/scenarios.py, bench/fleet.py, bench/loadgen.py) ---
 CONTROL_TIMEOUT = 5.0
 """Seconds a control command (add/cancel consumer) waits for every chosen worker's reply."""
+
+QUEUE_SWITCH_TIMEOUT = 10.0
+"""Seconds a worker has to apply an ``add_consumer`` / ``cancel_consumer`` it already replied to (it applies
+it on its event loop's next turn; a gevent or eventlet worker's loop turns at the latest every 2 s, when
+its ``drain_events`` times out)."""
 
 DISCOVERY_TIMEOUT = 3.0
 """Seconds a control ping (and each inspect) waits for a fleet's replies (``run --fleet``)."""

@@ -29,7 +29,7 @@ import celery
 import redis
 
 from bench import defaults, loadgen, stats
-from bench.worker import control_app
+from bench.worker import await_consuming, control_app
 
 PROBE_TASKS = (loadgen.NOOP, loadgen.STAMP)
 """Tasks every fleet node must have registered (``bench.probes``, via ``--include bench.probes``)."""
@@ -123,9 +123,11 @@ def consuming(control: celery.Celery, nodes: Sequence[str], queue: str) -> Itera
     """``nodes`` consume ``queue`` inside the block, and stop consuming it (only it) afterwards."""
     try:
         _control(control.control.add_consumer, queue, nodes)
+        await_consuming(control, nodes, queue, consuming=True)
         yield
     finally:
         _control(control.control.cancel_consumer, queue, nodes)
+        await_consuming(control, nodes, queue, consuming=False)
 
 
 def _control(command: Any, queue: str, nodes: Sequence[str]) -> None:

@@ -39,6 +39,10 @@ imported: importing the probes would register them with every app of the harness
 STAMP = "bench.probes.stamp"
 """The probe task that returns the ``time.time()`` at which it started on the worker."""
 
+IO_WAIT = "bench.probes.io_wait"
+"""The I/O-bound probe task: waits ``defaults.IO_WAIT_S`` (a patched ``time.sleep`` in a green pool), and
+returns the ``time.time()`` at which it started, as ``stamp`` does."""
+
 RESULT_PREFIX = "celery-task-meta-"
 """Key (and pub/sub channel) prefix of the Redis result backend; it publishes each state it stores."""
 
@@ -103,9 +107,14 @@ class Client:
         def stamp(*args: Any, **kwargs: Any) -> None:  # pragma: no cover - never runs here
             return None
 
+        @app.task(name=IO_WAIT, shared=False)
+        def io_wait(*args: Any, **kwargs: Any) -> None:  # pragma: no cover - never runs here
+            return None
+
         self.app = app
         self.noop = noop
         self.stamp = stamp
+        self._tasks = {NOOP: noop, STAMP: stamp, IO_WAIT: io_wait}
 
     def _producer(self) -> dict[str, Any]:
         """``{"producer": this thread's held producer}`` with ``reuse_producer``, else nothing."""
@@ -137,8 +146,7 @@ class Client:
 
     def send(self, name: str, task_id: str) -> None:
         """Send task ``name`` with our own ``task_id`` (so its result channel is predictable)."""
-        task = self.noop if name == NOOP else self.stamp
-        task.apply_async(task_id=task_id, **self._producer())
+        self._tasks[name].apply_async(task_id=task_id, **self._producer())
 
     def close(self) -> None:
         with self._held_lock:
@@ -761,9 +769,11 @@ def drain_round(
     *,
     timeout: float,
     what: str,
+    task: str = NOOP,
 ) -> dict[str, Outcome]:
-    """Fill the queue with ``count`` no-ops, then let ``consume()`` drain it; the tasks' outcomes."""
-    fill(producer, prefix, count)
+    """Fill the queue with ``count`` ``task`` messages (no-ops by default), then let ``consume()`` drain
+    it; the tasks' outcomes."""
+    fill(producer, prefix, count, task=task)
     with ResultCollector(conn, prefix) as collector:
         return await_results(collector, count, consume, timeout=timeout, what=what)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import defaults
@@ -22,32 +24,61 @@ _WINDOWS_PREFORK = (
 )
 
 
-def support(name: str, platform: str | None = None) -> PoolSupport:
-    """Whether pool ``name`` can run on ``platform`` (default: this one)."""
+_GREEN_MISSING = (
+    "the {name} pool needs the {name} package, which is not installed: pip install -e '.[green]' "
+    "(or drop --pool {name})"
+)
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported here, without importing it: importing gevent or eventlet in
+    the harness's process would be a start towards monkey-patching it (only their workers patch)."""
+    return importlib.util.find_spec(module) is not None
+
+
+def support(
+    name: str, platform: str | None = None, *, has_module: Callable[[str], bool] = installed
+) -> PoolSupport:
+    """Whether pool ``name`` can run on ``platform`` (default: this one); ``has_module`` says whether a
+    green pool's package is installed (default: looked up, never imported)."""
     platform = platform or sys.platform
     if name not in defaults.POOLS_ALL:
         known = ", ".join(defaults.POOLS_ALL)
         raise ValueError(f"unknown pool {name!r}: choose one of {known}")
     if name == "prefork" and platform.startswith("win"):
         return PoolSupport(name, False, _WINDOWS_PREFORK)
+    if name in defaults.GREEN_POOLS and not has_module(name):
+        return PoolSupport(name, False, _GREEN_MISSING.format(name=name))
     return PoolSupport(name, True)
 
 
-def available(platform: str | None = None) -> list[str]:
-    """The pools this platform supports, in the harness's order."""
-    return [p for p in defaults.POOLS_ALL if support(p, platform).available]
+def default_concurrency(name: str) -> int:
+    """The concurrency a worker of pool ``name`` gets when none is given."""
+    if name == "solo":
+        return 1
+    return defaults.GREEN_CONCURRENCY if name in defaults.GREEN_POOLS else defaults.WORKER_CONCURRENCY
 
 
-def select(requested: list[str] | None, platform: str | None = None) -> list[str]:
+def available(platform: str | None = None, *, has_module: Callable[[str], bool] = installed) -> list[str]:
+    """The pools this platform supports (and whose packages are installed), in the harness's order."""
+    return [p for p in defaults.POOLS_ALL if support(p, platform, has_module=has_module).available]
+
+
+def select(
+    requested: list[str] | None,
+    platform: str | None = None,
+    *,
+    has_module: Callable[[str], bool] = installed,
+) -> list[str]:
     """Validate a user's ``--pool`` choices; none means every available pool.
 
     Raises ``ValueError`` with a one-line message for an unknown or unsupported pool.
     """
     if not requested:
-        return available(platform)
+        return available(platform, has_module=has_module)
     chosen: list[str] = []
     for name in requested:
-        info = support(name, platform)
+        info = support(name, platform, has_module=has_module)
         if not info.available:
             raise ValueError(f"pool {name!r} is unavailable here: {info.reason}")
         if name not in chosen:

@@ -5,6 +5,7 @@ harness starts includes this module (``bench.config.PROBES_MODULE``). The harnes
 
 ``bench.probes.noop``   does nothing (the drain rate and the enqueue figures);
 ``bench.probes.stamp``  returns the ``time.time()`` at which it started (open-loop end-to-end latency);
+``bench.probes.io_wait`` waits ``bench.defaults.IO_WAIT_S`` (an I/O-bound task: the I/O drain);
 ``bench.probes.mark`` / ``mark_with_result`` / ``work`` / ``work_late``  record themselves in the
 reliability ledger (``bench.ledger``) for the fault scenarios.
 
@@ -79,6 +80,16 @@ def _backend(task: Task) -> redis.Redis:
             url = task.app.conf.result_backend or task.app.conf.broker_url
             found = _backends[key] = redis.Redis.from_url(url)
         return found
+
+
+@shared_task(name="bench.probes.io_wait", ignore_result=False)
+def io_wait(*args: Any, **kwargs: Any) -> float:
+    """Wait ``defaults.IO_WAIT_S`` as a remote call would, and return the ``time.time()`` at which the body
+    started. ``time.sleep`` is what gevent and eventlet patch in their workers, so there the wait yields to
+    the pool's other tasks; elsewhere it holds the pool's slot (a process, a thread) for its length."""
+    started = time.time()
+    time.sleep(defaults.IO_WAIT_S)
+    return started
 
 
 # -- the reliability ledger (bench.ledger's key layout; the fault scenarios send these) ---------------

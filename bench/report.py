@@ -716,7 +716,7 @@ def _e2e_axis(ax: Any, run: Run, which: str) -> None:
 
 
 def _bar_label(r: Result) -> str:
-    label = r.scenario.replace(".", " ") if r.pool is None else f"{r.pool} x{r.concurrency}"
+    label = r.scenario.replace(".", " ") if r.pool is None else _pool_label(r)
     return label if r.broker == "redis" else f"{label} on {r.broker}"
 
 
@@ -725,12 +725,21 @@ def _bars_axis(ax: Any, bars: Sequence[Result], title: str) -> None:
     medians = [r.throughput.median for r in bars if r.throughput]
     lows = [r.throughput.median - r.throughput.min for r in bars if r.throughput]
     highs = [r.throughput.max - r.throughput.median for r in bars if r.throughput]
-    colors = ["tab:blue" if r.pool is None else "tab:orange" for r in bars]
+    colors = [_BAR_COLORS.get(r.scenario, "tab:orange") if r.pool is not None else "tab:blue" for r in bars]
     ax.barh(labels, medians, xerr=[lows, highs], color=colors, capsize=3)
     ax.set_xlabel("tasks/s (median of rounds, whiskers min..max)")
     ax.set_title(title)
     ax.invert_yaxis()
     ax.grid(True, axis="x", alpha=0.3)
+
+
+_BAR_COLORS = {"drain": "tab:orange", "drain.io": "tab:green"}
+"""Bar colours of a pool's rows: the no-op drain, the I/O drain."""
+
+
+def _pool_label(r: Result) -> str:
+    """``gevent x100``; ``gevent x100 I/O`` for the I/O drain."""
+    return f"{r.pool} x{r.concurrency}" + (" I/O" if r.scenario == "drain.io" else "")
 
 
 def _producer_bars(run: Run) -> list[Result]:
@@ -766,7 +775,7 @@ def section_png(run: Run, section: str) -> bytes | None:
         elif section == "producer" and _producer_bars(run):
             _bars_axis(ax, _producer_bars(run), "producer: enqueue throughput")
         elif section == "drain" and _drain_bars(run):
-            _bars_axis(ax, _drain_bars(run), "worker drain rate per pool")
+            _bars_axis(ax, _drain_bars(run), "worker drain rate per pool: no-op (orange), I/O-bound (green)")
         else:
             plt.close(fig)
             return None
@@ -793,7 +802,7 @@ def plot(run: Run, path: Path) -> Path:
         _bars_axis(
             axes[1][1],
             [r for r in run.results if r.throughput is not None],
-            "throughput: producer (blue), drain per pool (orange)",
+            "throughput: producer (blue), drain per pool: no-op (orange), I/O-bound (green)",
         )
         ctx = run.context
         fig.suptitle(

@@ -8,8 +8,10 @@
    same rounds, and the harness's own timing overhead;
 2. producer throughput from 1 thread, N threads and N processes, per broker;
 3. per pool (and concurrency), per broker, with one real worker: the drain rate of a pre-filled queue of
-   no-op tasks, then the open-loop end-to-end latency (enqueue -> task start, enqueue -> result available);
-4. the reliability section (``bench.faults``, another module, on Redis), when it is there and not skipped.
+   no-op tasks, the same for I/O-bound tasks (``bench.probes.io_wait``: what green-thread pools are for),
+   then the open-loop end-to-end latency (enqueue -> task start, enqueue -> result available);
+4. the reliability section (``bench.faults``, another module, on every broker), when it is there and
+   not skipped.
 
 Results are immutable records (:class:`Result`, :class:`Fidelity`, :class:`Run`); ``bench.report``
 turns them into a table, JSON and plots. Every process started here is owned by a ``with`` block or a
@@ -44,7 +46,7 @@ from bench.config import Config
 from bench.faults import reliability_section
 from bench.lanes import Lane
 from bench.progress import Listener, PlannedStep, Silent
-from bench.worker import PROJECT_ROOT, Worker, control_app
+from bench.worker import PROJECT_ROOT, Worker, await_consuming, control_app
 
 WORKER_LOGLEVEL = "WARNING"
 """Log level of benchmark workers: the figures measure the pool, not one log line per task."""
@@ -89,9 +91,18 @@ class Plan:
     concurrency: Mapping[str, tuple[int, ...]]
     e2e_rounds: int = 3
     max_rounds: Mapping[str, int] = field(default_factory=dict)
-    """Most rounds per adaptive step (``enqueue``, ``producer``, ``drain``, ``e2e``); absent: the minimum."""
+    """Most rounds per adaptive step (``enqueue``, ``producer``, ``drain``, ``io``, ``e2e``); absent: the
+    minimum."""
     budget_s: Mapping[str, float] = field(default_factory=dict)
     """Seconds per adaptive step (``defaults.QUICK_BUDGET_S`` / ``FULL_BUDGET_S``); absent: no time limit."""
+    io_rounds: int = 3
+    """Least rounds of the I/O drain (``bench.probes.io_wait`` tasks) per pool and concurrency."""
+    io_waves: int = defaults.IO_WAVES
+    """I/O tasks per round and slot of the pool (see :meth:`io_tasks`)."""
+
+    def io_tasks(self, concurrency: int) -> int:
+        """I/O tasks per round on ``concurrency`` slots: ``io_waves`` per slot, at most ``drain_tasks``."""
+        return max(2, min(self.drain_tasks, self.io_waves * concurrency))
 
     @property
     def e2e_count(self) -> int:
@@ -104,6 +115,7 @@ class Plan:
             "enqueue": self.enqueue_rounds,
             "producer": self.producer_rounds,
             "drain": self.drain_rounds,
+            "io": self.io_rounds,
             "e2e": self.e2e_rounds,
         }[step]
         most = max(least, self.max_rounds.get(step, least))
@@ -128,9 +140,11 @@ QUICK = Plan(
         "solo": (1,),
         "prefork": (defaults.WORKER_CONCURRENCY,),
         "threads": (defaults.WORKER_CONCURRENCY,),
+        "gevent": (defaults.GREEN_CONCURRENCY,),
+        "eventlet": (defaults.GREEN_CONCURRENCY,),
     },
     e2e_rounds=3,
-    max_rounds={"enqueue": 40, "producer": 10, "drain": 10, "e2e": 8},
+    max_rounds={"enqueue": 40, "producer": 10, "drain": 10, "io": 8, "e2e": 8},
     budget_s=defaults.QUICK_BUDGET_S,
 )
 
@@ -146,9 +160,15 @@ FULL = Plan(
     drain_tasks=3000,
     e2e_rate=200.0,
     e2e_seconds=10.0,
-    concurrency={"solo": (1,), "prefork": (2, 4), "threads": (2, 8)},
+    concurrency={
+        "solo": (1,),
+        "prefork": (2, 4),
+        "threads": (2, 8),
+        "gevent": (10, defaults.GREEN_CONCURRENCY),
+        "eventlet": (10, defaults.GREEN_CONCURRENCY),
+    },
     e2e_rounds=3,
-    max_rounds={"enqueue": 60, "producer": 15, "drain": 12, "e2e": 9},
+    max_rounds={"enqueue": 60, "producer": 15, "drain": 12, "io": 12, "e2e": 9},
     budget_s=defaults.FULL_BUDGET_S,
 )
 
@@ -260,6 +280,7 @@ STEP_SECONDS = {
     "producer_process_round": 1.0,
     "worker_start": 1.0,
     "drain_task": 1 / 275,
+    "io_task_slot": defaults.IO_WAIT_S * 1.1,
     "e2e_after_arrivals": 1.5,
     "reliability_pool_quick": 15.0,
     "reliability_pool_full": 90.0,
@@ -298,7 +319,7 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
     for pool in options.pools:
         for concurrency in sizes.concurrency.get(pool, (1,)):
             for kind in kinds:
-                steps += _cell_steps(_cell_name(kind, pool, concurrency), sizes, adaptive)
+                steps += _cell_steps(_cell_name(kind, pool, concurrency), sizes, adaptive, concurrency)
     steps += [
         PlannedStep(f"{k} stop", cost["rabbitmq_stop"]) for k in kinds if k != "redis" and options.private(k)
     ]
@@ -320,14 +341,24 @@ def _producer_steps(on: str, sizes: Plan, adaptive: Callable[[str, float], float
     ]
 
 
-def _cell_steps(label: str, sizes: Plan, adaptive: Callable[[str, float], float]) -> list[PlannedStep]:
-    """A pool cell's steps: its worker's start, the drain, the open loop."""
+def _cell_steps(
+    label: str, sizes: Plan, adaptive: Callable[[str, float], float], concurrency: int
+) -> list[PlannedStep]:
+    """A pool cell's steps: its worker's start, the drain, the I/O drain, the open loop."""
     cost = STEP_SECONDS
     return [
         PlannedStep(f"{label} start", cost["worker_start"]),
         PlannedStep(f"{label} drain", adaptive("drain", sizes.drain_tasks * cost["drain_task"])),
+        PlannedStep(f"{label} I/O drain", adaptive("io", _io_round_cost(sizes, concurrency))),
         PlannedStep(f"{label} open loop", adaptive("e2e", sizes.e2e_seconds + cost["e2e_after_arrivals"])),
     ]
+
+
+def _io_round_cost(sizes: Plan, concurrency: int) -> float:
+    """Expected seconds of one I/O drain round: its waits one slot of the pool at a time, but never less
+    than draining as many no-ops (a green pool's slots outrun Celery's per-task cost)."""
+    tasks = sizes.io_tasks(concurrency)
+    return max(tasks / concurrency * STEP_SECONDS["io_task_slot"], tasks * STEP_SECONDS["drain_task"])
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -675,12 +706,16 @@ def _rate_precision(throughput: stats.ThroughputSummary) -> stats.Precision:
 
 @contextlib.contextmanager
 def consuming(control: celery.Celery, worker: Worker, queue: str) -> Iterator[None]:
-    """The worker consumes ``queue`` inside the block (control add/cancel consumer)."""
+    """The worker consumes ``queue`` inside the block (control add/cancel consumer), and only there: each
+    switch is awaited until the worker applied it (``bench.worker.await_consuming``)."""
+    nudge = worker.queues[0] if worker.queues else None
     _control(control.control.add_consumer, queue, worker)
     try:
+        await_consuming(control, [worker.node], queue, consuming=True, nudge=nudge)
         yield
     finally:
         _control(control.control.cancel_consumer, queue, worker)
+        await_consuming(control, [worker.node], queue, consuming=False, nudge=nudge)
 
 
 def _control(command: Callable[..., Any], queue: str, worker: Worker) -> None:
@@ -726,6 +761,7 @@ def _pool_cell(
                 _rounds_of(lambda: cell.drain_round(producer, sizes.drain_tasks), budget, after=lambda: None),
                 what=f"drain {label}",
             )
+            io = _io_drain(cell, producer, sizes.io_tasks(concurrency), sizes.budget("io"), steps)
             budget = sizes.budget("e2e")
             steps.step(
                 f"{label}: open loop, {sizes.e2e_rate:g} tasks/s, {budget.min_rounds}-{budget.max_rounds} "
@@ -737,8 +773,23 @@ def _pool_cell(
         control.close()
     samples[f"e2e.start:{label}"] = tuple(v for r in loop.to_start for v in r)
     samples[f"e2e.result:{label}"] = tuple(v for r in loop.to_result for v in r)
-    rows = _cell_results(label, pool, concurrency, sizes, drain, loop)
+    rows = _cell_results(label, pool, concurrency, sizes, (drain, io), loop)
     return [dataclasses.replace(r, broker=lane.kind) for r in rows], loop.lag
+
+
+def _io_drain(
+    cell: _Cell, producer: loadgen.Client, tasks: int, budget: loadgen.Budget, steps: Listener
+) -> stats.ThroughputSummary:
+    """Rounds of a pre-filled queue of ``tasks`` I/O-bound tasks (each waits ``IO_WAIT_S``) drained."""
+    wait = f"{defaults.IO_WAIT_S * 1e3:g} ms"
+    steps.step(
+        f"{cell.label}: I/O drain {budget.min_rounds}-{budget.max_rounds} rounds x {tasks} queued tasks "
+        f"waiting {wait}"
+    )
+    rounds = _rounds_of(
+        lambda: cell.drain_round(producer, tasks, task=loadgen.IO_WAIT), budget, after=lambda: None
+    )
+    return stats.summarize_throughput(rounds, what=f"drain.io {cell.label}")
 
 
 def _cell_worker(url: str, backend_url: str, queue: str, name: str, config: Config) -> Worker:
@@ -753,6 +804,31 @@ def _cell_producer(url: str, queue: str, config: Config) -> loadgen.Client:
     """The producer a pool cell sends its drain and open-loop tasks with (no result backend of its own)."""
     settings, reuse = config.producer_settings, config.producer_reuse
     return loadgen.Client(url, queue, backend=False, settings=settings, reuse_producer=reuse)
+
+
+IO_TITLE = f"worker drain rate, I/O-bound tasks ({defaults.IO_WAIT_S * 1e3:g} ms wait each)"
+"""The title of the ``drain.io`` rows."""
+
+
+def _drain_rows(
+    pool: str, concurrency: int, drain: stats.ThroughputSummary, io: stats.ThroughputSummary
+) -> list[Result]:
+    """The no-op drain's row and the I/O drain's (with its ceiling as a note)."""
+    return [
+        Result("drain", "worker drain rate (pre-filled queue)", pool, concurrency, throughput=drain,
+               precision=(_rate_precision(drain),)),
+        Result("drain.io", IO_TITLE, pool, concurrency, throughput=io, precision=(_rate_precision(io),),
+               notes=(_io_ceiling(concurrency),)),
+    ]  # fmt: skip
+
+
+def _io_ceiling(concurrency: int) -> str:
+    """The rate at which ``concurrency`` slots of waiting alone would cap the I/O drain."""
+    ceiling = concurrency / defaults.IO_WAIT_S
+    return (
+        f"ceiling if only the waits counted: {concurrency} at a time / {defaults.IO_WAIT_S * 1e3:g} ms = "
+        f"{ceiling:.0f} tasks/s"
+    )
 
 
 E2E_TARGETS = {
@@ -775,11 +851,14 @@ class _Cell:
     control: celery.Celery
     worker: Worker
 
-    def drain_round(self, producer: loadgen.Client, tasks: int) -> tuple[int, float]:
-        """Fill the queue with ``tasks`` no-ops while the worker is off it, then time its drain."""
+    def drain_round(
+        self, producer: loadgen.Client, tasks: int, *, task: str = loadgen.NOOP
+    ) -> tuple[int, float]:
+        """Fill the queue with ``tasks`` ``task`` messages (no-ops) while the worker is off it, then time
+        its drain."""
         prefix = f"{self.prefix}-drain-{uuid.uuid4().hex[:6]}-"
         outcomes = loadgen.drain_round(
-            producer, self.conn, prefix, tasks, self.consuming,
+            producer, self.conn, prefix, tasks, self.consuming, task=task,
             timeout=defaults.DRAIN_TIMEOUT, what=f"{self.label} worker to drain {tasks} tasks",
         )  # fmt: skip
         return loadgen.drain_rate(outcomes)
@@ -828,9 +907,11 @@ def _cell_results(
     pool: str,
     concurrency: int,
     sizes: Plan,
-    drain: stats.ThroughputSummary,
+    drains: tuple[stats.ThroughputSummary, stats.ThroughputSummary],
     loop: _OpenLoopRounds,
 ) -> list[Result]:
+    """The cell's rows: the no-op drain, the I/O drain (``drains``), the open loop's two latencies."""
+    drain, io = drains
     notes: list[str] = []
     if loop.missing:
         notes.append(f"{loop.missing} of {loop.sent} tasks had no successful result")
@@ -845,8 +926,7 @@ def _cell_results(
             "saturated and latency grows with the run's length"
         )
     series = loop.series()
-    out = [Result("drain", "worker drain rate (pre-filled queue)", pool, concurrency, throughput=drain,
-                  precision=(_rate_precision(drain),))]  # fmt: skip
+    out = _drain_rows(pool, concurrency, drain, io)
     for name, rounds, to in (
         ("start", loop.to_start, "task start"),
         ("result", loop.to_result, "result available"),

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import compare, config, defaults, isolated, parsers, pools, scenarios, stats
+from bench import compare, config, isolated, parsers, pools, scenarios, stats
 from bench.broker import Broker, from_option
 from bench.config import Config, ConfigError, Settings
 from bench.faults import delivery
@@ -60,7 +60,7 @@ class Cell:
     pool: str | None = None
     """``None``: the sweep's ``--pool``."""
     concurrency: int | None = None
-    """``None``: 1 for solo, else ``bench.defaults.WORKER_CONCURRENCY``."""
+    """``None``: the pool's default (``bench.pools.default_concurrency``)."""
     producer_reuse: bool = False
     """The harness's producers hold one producer per thread (``apply_async(producer=...)``)."""
     hiredis: bool | None = None
@@ -354,7 +354,7 @@ def cell_config(base: Config, cell: Cell, pool: str) -> Config:
 def _options(base: Config, cell: Cell, pool: str, plan: scenarios.Plan, broker_url: str) -> scenarios.Options:
     configured = cell_config(base, cell, pool)
     assert configured.pool is not None
-    concurrency = configured.concurrency or (1 if configured.pool == "solo" else defaults.WORKER_CONCURRENCY)
+    concurrency = configured.concurrency or pools.default_concurrency(configured.pool)
     return scenarios.Options(
         pools=(configured.pool,),
         broker_url=broker_url,

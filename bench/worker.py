@@ -57,6 +57,42 @@ def control_app(broker_url: str) -> Celery:
 CONTROL_ACCEPT = ["json", "msgpack"]
 """What the harness's control app reads in a worker's replies (never pickle)."""
 
+NUDGE_TASK = "bench.probes.noop"
+"""What :func:`await_consuming` sends (without a result) to wake a worker's event loop."""
+
+
+def consumed_queues(control: Celery, nodes: Sequence[str]) -> dict[str, set[str]]:
+    """Per node that answers ``inspect active_queues``, the names of the queues it consumes now."""
+    inspect = control.control.inspect(
+        destination=list(nodes), timeout=defaults.CONTROL_TIMEOUT, limit=len(nodes)
+    )
+    replies = inspect.active_queues() or {}
+    return {node: {q["name"] for q in queues or ()} for node, queues in replies.items()}
+
+
+def await_consuming(
+    control: Celery, nodes: Sequence[str], queue: str, *, consuming: bool, nudge: str | None = None
+) -> None:
+    """Block until every node consumes ``queue`` (``consuming``), or none does any more.
+
+    ``add_consumer`` and ``cancel_consumer`` reply at once and apply the change on the worker's event
+    loop's next turn (``call_soon`` in ``celery/worker/control.py``). A gevent or eventlet worker runs
+    Celery's ``synloop``, whose turn waits for a message or for its ``drain_events(timeout=2.0)`` (the
+    loop celery#10263 found deferring acks): until then a cancelled queue is still consumed. ``nudge``, a
+    queue the nodes consume, gets a no-op without a result that ends that wait at once.
+    """
+
+    def applied() -> bool:
+        found = consumed_queues(control, nodes)
+        return all(node in found and (queue in found[node]) == consuming for node in nodes)
+
+    if applied():
+        return
+    if nudge:
+        control.send_task(NUDGE_TASK, queue=nudge, ignore_result=True)
+    verb = "consume" if consuming else "stop consuming"
+    wait_for(applied, timeout=defaults.QUEUE_SWITCH_TIMEOUT, what=f"{', '.join(nodes)} to {verb} {queue}")
+
 
 def child_env(
     broker_url: str,
@@ -108,7 +144,7 @@ class Worker:
         if not info.available:
             raise WorkerError(info.reason)
         if self.concurrency is None:
-            self.concurrency = 1 if self.pool == "solo" else defaults.WORKER_CONCURRENCY
+            self.concurrency = pools.default_concurrency(self.pool)
         if not self.name:
             self.name = f"{self.pool}-{uuid.uuid4().hex[:8]}"
 

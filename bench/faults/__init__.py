@@ -79,7 +79,7 @@ from bench.faults.observations import (
     WorkerSettings,
 )
 from bench.faults.producer import TASK_MARK, Published, client_app, enqueue, worker_env
-from bench.faults.run import ACKS_AFTER_THE_BODY, Run, Scenario, Target, as_target, observe
+from bench.faults.run import ACKS_AFTER_THE_BODY, NO_RESTORE_SWEEP, Run, Scenario, Target, as_target, observe
 from bench.faults.scenarios import (
     LOAD_TASKS,
     QUICK_LOAD_TASKS,
@@ -108,6 +108,7 @@ __all__ = [
     "KillFacts",
     "KillSnapshot",
     "LOAD_TASKS",
+    "NO_RESTORE_SWEEP",
     "LoadFacts",
     "Observation",
     "PublishFailure",

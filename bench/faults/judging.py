@@ -32,6 +32,7 @@ from bench.faults.observations import (
     ShutdownFacts,
     WarmFacts,
 )
+from bench.faults.run import NO_RESTORE_SWEEP, NO_RESTORE_SWEEP_ISSUE
 from bench.ledger import ReliabilityRecord, Tally, Verdict, not_applicable, record
 
 BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
@@ -133,7 +134,9 @@ def judge_worker_killed(obs: Observation[KillFacts]) -> Judgement:
     elif unseen:
         note += f"; {len(unseen)} never started and gone from the queue"
     if stuck:
-        note += f"; {len(stuck)} still held unacknowledged: no restore sweep moved them back"
+        note += f"; {len(stuck)} still held unacknowledged: no restore sweep moved them back" + (
+            f" ({NO_RESTORE_SWEEP_ISSUE})" if obs.pool in NO_RESTORE_SWEEP else ""
+        )
     if not obs.settled:
         note += f"; not settled within {FAULT_SETTLE_TIMEOUT:g}s"
     elif obs.recovery_seconds is not None:
@@ -169,11 +172,11 @@ def queue_kept_past(obs: Observation[RestartFacts]) -> bool:
     return any(obs.executions.done.get(i, 0) for i in order[last_lost + 1 :])
 
 
-def lost_in_brpop(obs: Observation[RestartFacts]) -> bool:
-    """kombu#1733's symptom after a restart: every lost id was published before it, never started,
-    neither queued nor held once the workers stopped, and a message published after them ran
-    (:func:`queue_kept_past`)."""
-    lost = obs.lost_ids
+def lost_in_brpop(obs: Observation[RestartFacts], ids: frozenset[str] | None = None) -> bool:
+    """kombu#1733's symptom after a restart: every lost id (or every one of ``ids``) was published before
+    it, never started, neither queued nor held once the workers stopped, and a message published after
+    them ran (:func:`queue_kept_past`)."""
+    lost = obs.lost_ids if ids is None else ids
     return (
         obs.broker == "redis" and bool(lost) and lost <= set(obs.facts.before.ids) and obs.queued_after == 0
         and not any(obs.starts(i) for i in lost) and not lost & obs.held_after
@@ -228,6 +231,8 @@ def judge_countdown(obs: Observation[CountdownFacts]) -> Judgement:
     runs = obs.starts(obs.facts.task_id)
     note = f"ran {runs}x; countdown {obs.facts.countdown:g}s, visibility_timeout {obs.visibility_timeout:g}s"
     if obs.broker == "redis":
+        if runs < 2 and obs.pool in NO_RESTORE_SWEEP:
+            note += f"; no restore sweep redelivered it ({NO_RESTORE_SWEEP_ISSUE})"
         return Judgement.of(obs.tally.lost == 0 and runs >= 2, note)
     return Judgement.of(obs.tally.lost == 0 and runs == 1, note + " (Redis's setting; RabbitMQ has none)")
 

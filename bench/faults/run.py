@@ -34,6 +34,16 @@ from bench.worker import Worker
 ACKS_AFTER_THE_BODY = frozenset({"solo"})
 """Pools that acknowledge a task only after its body, even without ``task_acks_late`` (celery#3430)."""
 
+NO_RESTORE_SWEEP = frozenset(defaults.GREEN_POOLS)
+"""Pools whose workers never run kombu's Redis ``restore_visible`` sweep (celery#4976): what a dead worker
+held stays in ``unacked`` until a worker of another pool sweeps. kombu runs the sweep at the event loop's
+start and on its timer; a gevent or eventlet worker runs Celery's ``synloop``, where kombu sweeps only
+after a poll that saw no event, and the BRPOP's own 1 s timeout reply is an event within every 2 s
+``drain_events``."""
+
+NO_RESTORE_SWEEP_ISSUE = "celery#4976: gevent/eventlet workers never run the Redis restore sweep"
+"""The short reason the judged notes carry for a ``NO_RESTORE_SWEEP`` pool."""
+
 
 @dataclass(frozen=True)
 class Target:
@@ -127,6 +137,8 @@ class Run:
         kwargs = {} if self.config is None else configured_worker(self.config, self.visibility_timeout)
         kwargs["settings"] = dict(kwargs.get("settings") or {}) | dict(s.celery)
         kwargs["pool"] = self.pool
+        if self.pool in defaults.GREEN_POOLS:  # 100 green threads would run every task at once
+            kwargs.setdefault("concurrency", defaults.FAULT_CONCURRENCY)
         worker = Worker(self.broker.url, queues=(self.queue,), env=env, loglevel=s.loglevel,
                         backend_url=self.target.backend_url, **kwargs)  # fmt: skip
         self.workers.append(worker)

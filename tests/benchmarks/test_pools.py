@@ -6,6 +6,10 @@ through :data:`~tests.benchmarks.conftest.MEASURED` rather than the wall clock a
 * ``test_drain[pool]``: seconds from the first task's start on the worker to the last result seen, for
   ``DRAIN_TASKS`` queued ``stamp`` tasks (the queue is filled in the untimed setup). The control commands
   that switch the worker onto the queue, and the polling that waits for the results, are outside it.
+* ``test_drain_io[pool]``: the same for I/O-bound tasks (``bench.probes.io_wait``, each waiting
+  ``defaults.IO_WAIT_S``): ``defaults.IO_WAVES`` per slot of the pool, at most ``DRAIN_TASKS``, so a round
+  is about as long on every pool whose size bounds it. What green-thread pools are for: gevent and eventlet
+  wait on many at once, solo on one.
 * ``test_e2e_open_loop[pool]``: the round's median enqueue -> result-available latency, over one open-loop
   batch of ``E2E_TASKS`` arrivals at ``E2E_RATE`` (the batch's wall time is the schedule, ~3 s, whatever
   the worker does, so it cannot be the gated value).
@@ -73,6 +77,47 @@ def test_drain(benchmark, pool, load_worker, control, producer, conn, bench_queu
     benchmark.extra_info.update(versions)
     assert summary.samples == DRAIN_ROUNDS * (DRAIN_TASKS - 1)
     # The gated value is the drain alone: what the benchmark timed is what the stamps say.
+    assert benchmark.stats.stats.data == pytest.approx(spans)
+
+
+def test_drain_io(benchmark, pool, load_worker, control, producer, conn, bench_queue, versions, drained):
+    tasks = min(DRAIN_TASKS, defaults.IO_WAVES * (load_worker.concurrency or 1))
+    spans: list[float] = []
+    rates: list[tuple[int, float]] = []
+    state: dict[str, loadgen.ResultCollector] = {}
+
+    def fill():
+        prefix = f"io-{pool}-{uuid.uuid4().hex[:8]}-"
+        loadgen.fill(producer, prefix, tasks, task=loadgen.IO_WAIT)
+        state["collector"] = loadgen.ResultCollector(conn, prefix).start()
+        return (), {}
+
+    def drain() -> None:
+        collector = state["collector"]
+        try:
+            outcomes = loadgen.await_results(
+                collector, tasks, lambda: scenarios.consuming(control, load_worker, bench_queue),
+                timeout=defaults.DRAIN_TIMEOUT, what=f"{pool} I/O drain",
+            )  # fmt: skip
+        finally:
+            collector.stop()
+        spans.append(loadgen.drain_span(outcomes))
+        rates.append(loadgen.drain_rate(outcomes))
+        MEASURED.record(spans[-1])
+
+    benchmark.pedantic(drain, setup=fill, rounds=DRAIN_ROUNDS, iterations=1)
+    summary = stats.summarize_throughput(rates, what=f"drain.io {pool}")
+    benchmark.extra_info.update(
+        timed="seconds from the first I/O task's start to the last result (the drain alone)",
+        unit=summary.unit, median_rate=summary.median, rates=list(summary.round_rates),
+        drain_seconds=spans, cv_rounds=summary.cv_rounds, tasks_per_round=tasks, wait_s=defaults.IO_WAIT_S,
+        pool=pool, concurrency=load_worker.concurrency,
+    )  # fmt: skip
+    benchmark.extra_info.update(versions)
+    assert summary.samples == DRAIN_ROUNDS * (tasks - 1)
+    # Every task waits IO_WAIT_S: the pool's slots, side by side, bound each round's span from below.
+    waves = tasks / (load_worker.concurrency or 1)
+    assert min(spans) >= (waves - 1) * defaults.IO_WAIT_S, spans
     assert benchmark.stats.stats.data == pytest.approx(spans)
 
 

@@ -59,7 +59,7 @@ from pytest_celery.vendors.redis.defaults import REDIS_CONTAINER_TIMEOUT
 from pytest_celery.vendors.worker.defaults import DEFAULT_WORKER_CONTAINER_TIMEOUT
 from pytest_docker_tools import build, container, fxtr
 
-from bench import defaults
+from bench import defaults, pools
 from tests.container import reachable
 from tests.container.compose import compose_error
 
@@ -151,7 +151,7 @@ class BenchWorkerContainer(CeleryWorkerContainer):
 
     @classmethod
     def command(cls, *args: str, **kwargs: object) -> list[str]:
-        concurrency = 1 if cls.pool == "solo" else defaults.WORKER_CONCURRENCY
+        concurrency = pools.default_concurrency(cls.pool)
         return [
             "celery", "-A", "tasks", "worker",
             f"--pool={cls.pool}",
@@ -180,8 +180,23 @@ class ThreadsWorkerContainer(BenchWorkerContainer):
     pool = "threads"
 
 
+class GeventWorkerContainer(BenchWorkerContainer):
+    pool = "gevent"  # the image installs '.[test]', which includes the green extra
+
+
+class EventletWorkerContainer(BenchWorkerContainer):
+    pool = "eventlet"
+
+
 WORKER_CONTAINERS: dict[str, type[BenchWorkerContainer]] = {
-    c.pool: c for c in (SoloWorkerContainer, PreforkWorkerContainer, ThreadsWorkerContainer)
+    c.pool: c
+    for c in (
+        SoloWorkerContainer,
+        PreforkWorkerContainer,
+        ThreadsWorkerContainer,
+        GeventWorkerContainer,
+        EventletWorkerContainer,
+    )
 }
 
 bench_worker_image = build(path=str(PROJECT_ROOT), tag="celery-bench/worker:container-tier")
@@ -201,6 +216,8 @@ def _worker_container(cls: type[BenchWorkerContainer]):  # type: ignore[no-untyp
 solo_worker_container = _worker_container(SoloWorkerContainer)
 prefork_worker_container = _worker_container(PreforkWorkerContainer)
 threads_worker_container = _worker_container(ThreadsWorkerContainer)
+gevent_worker_container = _worker_container(GeventWorkerContainer)
+eventlet_worker_container = _worker_container(EventletWorkerContainer)
 
 
 # -- pytest-celery's layers, overridden -----------------------------------------------------------------

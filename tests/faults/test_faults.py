@@ -70,7 +70,7 @@ def test_child_killed_acks_late_reject_on_worker_lost_redelivers(pool, fault_bro
     assert faults.judge(obs).verdict is Verdict.OK
 
 
-@pytest.mark.pools("solo", "threads")
+@pytest.mark.pools("solo", "threads", "gevent", "eventlet")
 def test_child_kill_does_not_apply_without_pool_children(pool, fault_broker):
     observed = faults.child_killed(fault_broker, pool, acks_late=True)
     assert isinstance(observed, faults.Inapplicable) and observed.pool == pool
@@ -83,6 +83,22 @@ SOLO_ACKS_AFTER_BODY = (
     "task blocks), so a task running at the crash is redelivered, not lost as the task_acks_late docs say "
     "(acknowledged just before execution)"
 )
+NO_RESTORE_SWEEP = (
+    "celery#4976 (open; gevent pool, Redis): a gevent or eventlet worker never runs kombu's restore_visible "
+    "sweep (synloop: kombu sweeps only after a poll with no event, and the BRPOP's own 1 s timeout reply is "
+    "one), so what a dead worker held stays in 'unacked' past the visibility timeout, and a countdown task "
+    "is not redelivered as the Redis caveat (kombu#337) documents"
+)
+
+
+def _held_for_good(obs: faults.Observation[Any], stuck: frozenset[str]) -> None:
+    """The known symptom on a pool without the restore sweep, positively, then the strict xfail: some of
+    what the broker held at the kill is still held, the run never settled; else it is a failure."""
+    assert stuck and stuck <= obs.facts.snapshot.held and not obs.settled, _note(obs)
+    assert faults.judge(obs).verdict is Verdict.DEVIATION
+    pytest.xfail(NO_RESTORE_SWEEP)
+
+
 BRPOP_AT_KILL = (
     "kombu#1733 / kombu#305: a message popped by BRPOP just before the SIGKILL was never written to "
     "'unacked', so nothing can restore it"
@@ -95,6 +111,8 @@ def test_worker_killed_with_acks_late_loses_nothing(pool, broker_kind, fault_bro
     assert tally.unexpected == 0
     assert snap.interrupted, "the kill must interrupt at least one running task"
     assert snap.interrupted <= snap.held, "acks_late: a running task is not acknowledged yet"
+    if pool in faults.NO_RESTORE_SWEEP:
+        _held_for_good(obs, stuck)
     assert not stuck, f"held past the visibility timeout, never restored: {_note(obs)}"
     if broker_kind == "redis" and obs.lost_ids and obs.lost_ids <= snap.popped_unseen:
         pytest.xfail(f"{BRPOP_AT_KILL}; lost {len(obs.lost_ids)} here")
@@ -113,6 +131,8 @@ def test_worker_killed_without_acks_late_loses_the_running_tasks(pool, fault_bro
     snap, stuck, tally = obs.facts.snapshot, obs.facts.stuck, obs.tally
     assert tally.unexpected == 0
     assert snap.interrupted, "the kill must interrupt at least one running task"
+    if pool in faults.NO_RESTORE_SWEEP:
+        _held_for_good(obs, stuck)
     assert not stuck, f"held past the visibility timeout, never restored: {_note(obs)}"
     # What the broker still had (queued or held unacknowledged) runs; only a task started but not yet
     # acknowledged at the kill (the ack goes through the event loop) runs twice.
@@ -200,6 +220,16 @@ def test_broker_restart_loses_no_acknowledged_publish(pool, restart_run):
     # kept the queue across the restart, i.e. the loss is a pop's, not Redis losing queued data.
     if lost and not faults.queue_kept_past(obs):
         pytest.fail(f"no message published after the lost ones ran: did Redis lose the queue? {_note(obs)}")
+    if lost and pool in faults.NO_RESTORE_SWEEP and lost & obs.held_after:
+        # Two known symptoms, each positively: the lost ids still in 'unacked' after every worker stopped
+        # never started (celery#4976: no green worker sweeps them back); the rest were popped unseen.
+        held, popped = lost & obs.held_after, lost - obs.held_after
+        assert not any(obs.starts(i) for i in held), _note(obs)
+        assert not popped or faults.lost_in_brpop(obs, popped), _note(obs)
+        pytest.xfail(
+            f"{NO_RESTORE_SWEEP}; lost {len(held)} held here"
+            + (f"; and {BRPOP_LOSS}; lost {len(popped)} so here" if popped else "")
+        )
     if lost and faults.lost_in_brpop(obs):
         pytest.xfail(f"{BRPOP_LOSS}; lost {len(lost)} here")
     assert tally.lost == 0, _note(obs)
@@ -246,6 +276,11 @@ def test_broker_down_at_enqueue_with_results_raises_operational_error(pool, faul
 def test_countdown_beyond_visibility_timeout_runs_twice(pool, fault_broker, no_leaks):
     """kombu#337, a documented Redis caveat: shown, counted, not hidden."""
     obs = _check(faults.countdown_redelivery(fault_broker, pool), no_leaks)
+    if pool in faults.NO_RESTORE_SWEEP:
+        # The known symptom, positively: it ran once (worker A at its ETA), nothing redelivered it.
+        assert obs.starts(obs.facts.task_id) == 1 and not obs.settled, _note(obs)
+        assert faults.judge(obs).verdict is Verdict.DEVIATION
+        pytest.xfail(NO_RESTORE_SWEEP)
     assert obs.starts(obs.facts.task_id) == 2, _note(obs)
     assert (obs.tally.lost, obs.tally.duplicated) == (0, 1)
     assert faults.judge(obs).verdict is Verdict.OK

@@ -146,6 +146,7 @@ def test_bench_run_measures_the_example_app(tmp_path: Path):
         assert row["config"]["producer_settings"]["task_acks_late"] is True  # the shop's own
     assert {r["scenario"] for r in doc["results"] if r["pool"] == "solo"} == {
         "drain",
+        "drain.io",
         "e2e.start",
         "e2e.result",
     }

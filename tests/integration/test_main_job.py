@@ -20,7 +20,7 @@ import jsonschema
 import kombu
 import pytest
 
-from bench import brokers, lanes, report, stats
+from bench import brokers, defaults, lanes, report, stats
 from bench.brokers.rabbitmq import private_rabbitmq
 from bench.procs import harness_processes, reap_run, wait_for
 from bench.pytest_plugin import selected_pools
@@ -33,7 +33,7 @@ pytestmark = [
 
 QUICK_TIMEOUT = 480.0
 """Seconds the --quick run may take here: its adaptive steps are bounded by ``defaults.QUICK_BUDGET_S``
-(~3 min for three pools on a quiet 2-core machine), but each step's minimum rounds run even when a busy
+(~3 min for five pools on a quiet 2-core machine), but each step's minimum rounds run even when a busy
 machine makes them overrun the budget."""
 
 EXIT_TIMEOUT = 60.0
@@ -66,7 +66,14 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     assert {s for s, p in rows if s.startswith("producer.")} >= {"producer.1-thread"}
     assert len([s for s, p in rows if s.startswith("producer.")]) == 3
     for pool in pools:
-        assert {s for s, p in rows if p == pool} == {"drain", "e2e.start", "e2e.result"}, pool
+        assert {s for s, p in rows if p == pool} == {"drain", "drain.io", "e2e.start", "e2e.result"}, pool
+        io = rows[("drain.io", pool)]
+        # No pool can beat its slots waiting side by side (io_wait sleeps IO_WAIT_S): the rate of every
+        # round stays under concurrency / IO_WAIT_S, so a task that did not wait would show here.
+        assert io["max"] <= io["concurrency"] / defaults.IO_WAIT_S, io
+        assert io["rounds"] >= doc["context"]["plan"]["io_rounds"]
+        if pool in defaults.GREEN_POOLS:  # what green threads are for: the waits overlap
+            assert io["median"] > 1 / defaults.IO_WAIT_S, io
         start, result = rows[("e2e.start", pool)], rows[("e2e.result", pool)]
         # Several open-loop rounds, each of rate x seconds arrivals; at least the plan's minimum of them.
         per_round = doc["context"]["plan"]["e2e_rate"] * doc["context"]["plan"]["e2e_seconds"]
@@ -242,10 +249,10 @@ def test_ctrl_c_mid_run_reaps_everything_and_exits_130(tmp_path):
 def test_bad_input_exits_2_with_one_line(tmp_path):
     env, run_id = job_env(tmp_path)
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--pool", "eventlet"],
+        [sys.executable, "-m", "bench", "run", "--pool", "greenlet"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
-    assert "unknown pool 'eventlet'" in done.stderr
+    assert "unknown pool 'greenlet'" in done.stderr
     assert leftovers(tmp_path, run_id) == ([], [])

@@ -98,7 +98,7 @@ def _race(target: Target, final: str) -> tuple[str, str]:
     return state, wanted
 
 
-@pytest.mark.pools("prefork", "threads")  # two attempts of one task must run at the same time
+@pytest.mark.pools("prefork", "threads", "gevent", "eventlet")  # two attempts must run at the same time
 @pytest.mark.parametrize("final", ["failure", "success"])
 # On both brokers: the race is in the result backend, a Redis on both (the broker only carries the retry).
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=RETRY_RACE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from datetime import datetime
 
@@ -27,9 +28,19 @@ def _one_line_error(capsys) -> str:
 
 
 def test_unknown_pool(no_run, capsys):
+    assert cli.main(["run", "--pool", "greenlet", "--json", "/tmp/unused.json"]) == cli.EXIT_USAGE
+    line = _one_line_error(capsys)
+    assert "--pool" in line and "'greenlet'" in line and "choose one of solo, prefork, threads" in line
+
+
+def test_green_pool_without_its_package_names_the_extra(no_run, capsys, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gevent" else real(name, *a)
+    )
     assert cli.main(["run", "--pool", "gevent", "--json", "/tmp/unused.json"]) == cli.EXIT_USAGE
     line = _one_line_error(capsys)
-    assert "--pool" in line and "'gevent'" in line and "choose one of solo, prefork, threads" in line
+    assert "--pool" in line and "'gevent' is unavailable" in line and "pip install -e '.[green]'" in line
 
 
 def test_unreachable_broker(no_run, capsys, tmp_path):

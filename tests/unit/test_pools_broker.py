@@ -4,19 +4,54 @@ from __future__ import annotations
 
 import pytest
 
-from bench import broker, pools
+from bench import broker, defaults, pools
 from bench.worker import Worker, WorkerError
 
 
+def installed(_: str) -> bool:
+    return True
+
+
+def missing(_: str) -> bool:
+    return False
+
+
 def test_every_pool_on_linux():
-    assert pools.available("linux") == ["solo", "prefork", "threads"]
-    assert pools.select(None, "linux") == ["solo", "prefork", "threads"]
+    every = ["solo", "prefork", "threads", "gevent", "eventlet"]
+    assert pools.available("linux", has_module=installed) == every
+    assert pools.select(None, "linux", has_module=installed) == every
     assert pools.select(["threads", "solo", "threads"], "linux") == ["threads", "solo"]
 
 
+def test_green_pools_are_unavailable_without_their_package_and_say_how_to_install_it():
+    assert pools.available("linux", has_module=missing) == ["solo", "prefork", "threads"]
+    for name in ("gevent", "eventlet"):
+        info = pools.support(name, "linux", has_module=missing)
+        assert not info.available and "pip install -e '.[green]'" in info.reason and name in info.reason
+        with pytest.raises(ValueError, match=rf"pool '{name}' is unavailable here: .*\[green\]"):
+            pools.select(["solo", name], "linux", has_module=missing)
+
+
+def test_the_green_packages_are_looked_up_without_being_imported():
+    """The test extra installs them; finding them must not import (and so never patch) this process."""
+    import sys
+
+    assert pools.select(["gevent", "eventlet"]) == ["gevent", "eventlet"]
+    assert "gevent" not in sys.modules and "eventlet" not in sys.modules
+
+
+def test_default_concurrency_per_pool():
+    assert [pools.default_concurrency(p) for p in ("solo", "prefork", "threads", "gevent", "eventlet")] == [
+        1, defaults.WORKER_CONCURRENCY, defaults.WORKER_CONCURRENCY, defaults.GREEN_CONCURRENCY,
+        defaults.GREEN_CONCURRENCY,
+    ]  # fmt: skip
+
+
 def test_unknown_pool_names_the_choices():
-    with pytest.raises(ValueError, match="unknown pool 'gevent': choose one of solo, prefork, threads"):
-        pools.select(["gevent"], "linux")
+    with pytest.raises(
+        ValueError, match="unknown pool 'greenlet': choose one of solo, prefork, threads, gevent, eventlet"
+    ):
+        pools.select(["greenlet"], "linux")
 
 
 def test_redact_hides_the_password():
@@ -75,11 +110,13 @@ def test_worker_command_line():
     assert "--pool=prefork" in argv and "--concurrency=2" in argv and "--queues=add_queue,b" in argv
     assert w.node.startswith("n1@")
     assert Worker("redis://h/0", pool="solo", platform="linux").concurrency == 1
+    green = Worker("redis://h/0", pool="gevent", platform="linux").argv()
+    assert "--pool=gevent" in green and f"--concurrency={defaults.GREEN_CONCURRENCY}" in green
 
 
 def test_worker_refuses_an_unknown_pool():
-    with pytest.raises(ValueError, match="unknown pool 'eventlet'"):
-        Worker("redis://h/0", pool="eventlet")
+    with pytest.raises(ValueError, match="unknown pool 'greenlet'"):
+        Worker("redis://h/0", pool="greenlet")
     assert issubclass(WorkerError, RuntimeError)
 
 

@@ -87,11 +87,13 @@ def test_a_plan_needs_steps_with_non_negative_weights():
 
 
 def test_the_plan_has_one_step_per_reported_step():
-    """The order of ``scenarios.run``'s reports: the quick run on three pools reports 17 steps."""
+    """The order of ``scenarios.run``'s reports: the quick run on three pools reports 20 steps."""
     options = scenarios.Options(pools=("solo", "prefork", "threads"), quick=True)
     plan = scenarios.plan_steps(options)
-    assert len(plan) == 17 and all(s.weight > 0 for s in plan)
-    assert [s.label for s in plan[6:9]] == ["solo x1 start", "solo x1 drain", "solo x1 open loop"]
+    assert len(plan) == 20 and all(s.weight > 0 for s in plan)
+    assert [s.label for s in plan[6:10]] == [
+        "solo x1 start", "solo x1 drain", "solo x1 I/O drain", "solo x1 open loop",
+    ]  # fmt: skip
     assert plan[-2].label == "reliability" and plan[-1].label == "done"
     without = scenarios.plan_steps(dataclasses.replace(options, reliability=False))
     assert [s.label for s in without] == [s.label for s in plan if s.label != "reliability"]
@@ -209,3 +211,23 @@ def test_a_run_whose_stderr_is_not_a_terminal_prints_the_plain_lines(monkeypatch
     assert re.fullmatch(r" {8}\+ +\d+\.\ds  something inside the step", err[2]), err
     assert re.fullmatch(rf"\[ 2/{total}\] \+ +\d+\.\ds  enqueue latency", err[3]), err
     assert not any("\x1b[" in line for line in err)  # no terminal control codes in a log
+
+
+def test_the_io_drain_is_planned_per_pool_and_concurrency_by_what_bounds_it():
+    """One I/O drain step per cell; a round is ``io_waves`` waits long where the pool's slots bound it,
+    and costs at least as many no-ops where they do not (a green pool's 100 slots)."""
+    plan = scenarios.QUICK
+    assert [plan.io_tasks(c) for c in (1, 2, 8, 100)] == [
+        plan.io_waves, 2 * plan.io_waves, 8 * plan.io_waves, plan.drain_tasks,
+    ]  # fmt: skip
+    options = scenarios.Options(pools=("solo", "gevent"), quick=True, reliability=False)
+    steps = {s.label: s.weight for s in scenarios.plan_steps(options)}
+    assert {"solo x1 I/O drain", "gevent x100 I/O drain"} <= steps.keys()
+    solo_round = plan.io_waves * scenarios.STEP_SECONDS["io_task_slot"]
+    assert steps["solo x1 I/O drain"] >= plan.io_rounds * solo_round
+    green_round = plan.drain_tasks * scenarios.STEP_SECONDS["drain_task"]
+    assert steps["gevent x100 I/O drain"] >= plan.io_rounds * green_round
+    full = scenarios.plan_steps(dataclasses.replace(options, quick=True, plan=scenarios.FULL))
+    assert [s.label for s in full if "I/O" in s.label] == [
+        "solo x1 I/O drain", "gevent x10 I/O drain", "gevent x100 I/O drain",
+    ]  # fmt: skip

@@ -31,10 +31,14 @@ posix_only = pytest.mark.skipif(sys.platform.startswith("win"), reason="simulate
 # -- pools -------------------------------------------------------------------------------------------
 
 
-def test_windows_offers_solo_and_threads_only():
-    assert pools.available(WIN) == ["solo", "threads"]
-    assert pools.select(None, WIN) == ["solo", "threads"]
-    assert pools.available("linux") == list(defaults.POOLS_ALL)
+def test_windows_offers_every_pool_but_prefork():
+    """The green pools are optional extras there as anywhere: offered where their packages are."""
+    every = lambda _: True  # noqa: E731
+    none = lambda _: False  # noqa: E731
+    assert pools.available(WIN, has_module=none) == ["solo", "threads"]
+    assert pools.select(None, WIN, has_module=none) == ["solo", "threads"]
+    assert pools.available(WIN, has_module=every) == ["solo", "threads", "gevent", "eventlet"]
+    assert pools.available("linux", has_module=every) == list(defaults.POOLS_ALL)
 
 
 def test_prefork_on_windows_is_refused_with_the_reason_and_the_way_out():
