@@ -19,8 +19,9 @@ RUN useradd --create-home --uid 1000 bench
 
 WORKDIR /app
 COPY . .
-# The test extra as well, so `docker compose run --rm bench python -m pytest ...` works in the image.
-RUN pip install '.[test]' \
+# The test extra as well, so `docker compose run --rm bench python -m pytest ...` works in the image, and
+# the green extra (gevent, eventlet) for the compose file's gevent and eventlet workers.
+RUN pip install '.[test,green]' \
     && mkdir -p /app/reports \
     && chown -R bench:bench /app
 

@@ -12,15 +12,18 @@ import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
-STACK = ("redis", "worker-solo", "worker-prefork", "worker-threads")
-"""What the smoke brings up: the broker and the standing worker of every pool (not the main job)."""
-
 PROFILES = ("rabbitmq", "bench", "fleet")
 """Every profile of the compose file: teardown names them all, or their services could outlive ``down``."""
+
+RABBITMQ_PROFILE = "rabbitmq"
+"""The profile of the RabbitMQ broker and its workers."""
 
 BUILD_TIMEOUT = 900.0
 """Seconds ``docker compose build`` may take: a cold build installs the project from PyPI (about 30 s
@@ -38,6 +41,49 @@ DOWN_TIMEOUT = 120.0
 
 QUERY_TIMEOUT = 60.0
 """Seconds one ``docker`` query (ps, inspect, ls, version) may take on a busy engine."""
+
+PULL_TIMEOUT = 300.0
+"""Seconds ``docker pull`` of a broker image may take (a registry that does not answer fails sooner)."""
+
+
+def services() -> dict[str, Any]:
+    """The compose file's services, as written (the smoke's expectations follow the file)."""
+    loaded: dict[str, Any] = YAML(typ="safe").load(COMPOSE_FILE.read_text())
+    return loaded["services"]
+
+
+def is_worker(service: dict[str, Any]) -> bool:
+    return list(service.get("command", []))[:4] == ["celery", "-A", "tasks", "worker"]
+
+
+def node_of(service: dict[str, Any]) -> str:
+    """The worker's node name (its ``--hostname=``)."""
+    return next(arg.split("=", 1)[1] for arg in service["command"] if arg.startswith("--hostname="))
+
+
+def stack(profile: str | None = None) -> tuple[str, ...]:
+    """What the smoke brings up: with no profile, every service without one (Redis and the standing worker
+    of every pool, not the main job); with one, that profile's services and what they depend on."""
+    found = services()
+    chosen = {name for name, svc in found.items() if (profile in svc.get("profiles", [None]))}
+    chosen |= {dep for name in chosen for dep in found[name].get("depends_on", {})}
+    return tuple(name for name in found if name in chosen)
+
+
+def image_error(image: str) -> str | None:
+    """None if ``image`` is on this engine or can be pulled, else why not (one line)."""
+    if docker("image", "inspect", image, timeout=QUERY_TIMEOUT).returncode == 0:
+        return None
+    try:
+        pulled = docker("pull", "--quiet", image, timeout=PULL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return (
+            f"no image {image} on this engine, and `docker pull` did not finish within {PULL_TIMEOUT:.0f} s"
+        )
+    if pulled.returncode != 0:
+        first = (pulled.stderr.strip().splitlines() or [f"exit {pulled.returncode}"])[0]
+        return f"no image {image} on this engine, and `docker pull` failed: {first}"
+    return None
 
 
 def docker(*args: str, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

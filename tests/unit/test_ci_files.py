@@ -1,9 +1,11 @@
 """The CI workflow, the compose stack and tox agree with each other and with their schemas.
 
 No Docker engine and no GitHub here: the files are validated by check-jsonschema's vendored schemas
-(offline), each with a broken copy it must reject, and then checked for consistency: every tox env the
-workflow calls exists, the matrix has exactly the pools the harness offers per platform, the compose
-workers cover every pool with a healthcheck that pings their own node, and the env contract holds.
+(offline), each with a broken copy it must reject, and then checked for consistency: tox has one env per
+Python, broker and pool the harness knows; every tox env the workflow calls exists; the matrix runs every
+pool on every broker and on every Python on Linux, and exactly the pools and brokers the harness offers on
+Windows; the compose workers cover every pool on each broker with a healthcheck that pings their own node,
+and the env contract holds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from bench import defaults, pools
+from bench import brokers, defaults, pools
 from tests.container import compose as compose_smoke
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +33,9 @@ CHECK_TIMEOUT = 120.0
 """Seconds one check-jsonschema or tox run may take (they are offline; this only bounds a hang)."""
 
 RUNNER_PLATFORM = {"ubuntu-latest": "linux", "windows-latest": "win32"}
+PYTHONS = ("3.11", "3.12", "3.13")
+GREEN_POOLS = {"gevent", "eventlet"}  # their envs and images install the `green` extra
+TEST_ENV = re.compile(r"^py(3\d+)-(\w+)-(\w+)$")  # PY-BROKER-POOL
 NON_TOX_JOBS: set[str] = set()  # jobs that run no tox env (none: every job runs at least one)
 DOCS = [ROOT / "README.md", ROOT / "docs" / "ci-docker-windows.md"]
 
@@ -80,6 +85,11 @@ def tox_envs() -> list[str]:
     return listed
 
 
+def env_factors(envs: list[str]) -> list[tuple[str, str, str]]:
+    """(python, broker, pool) of every PY-BROKER-POOL env."""
+    return [m.groups() for env in envs if (m := TEST_ENV.match(env))]  # type: ignore[misc]
+
+
 @pytest.fixture(scope="module")
 def workflow() -> dict[str, Any]:
     assert [p.name for p in WORKFLOWS] == ["ci.yml"]
@@ -122,6 +132,47 @@ def test_the_compose_schema_rejects_an_unknown_condition(tmp_path: Path):
     assert result.returncode == 1, result.stdout + result.stderr
 
 
+# -- tox -----------------------------------------------------------------------------------------------
+
+
+def test_tox_has_one_env_per_python_broker_and_pool(tox_envs):
+    """Depends on the broker and pool lists (bench.brokers.KINDS, bench.defaults.POOLS_ALL)."""
+    expected = [
+        (python.replace(".", ""), broker, pool)
+        for python in PYTHONS
+        for broker in brokers.KINDS
+        for pool in defaults.POOLS_ALL
+    ]
+    assert sorted(env_factors(tox_envs)) == sorted(expected)
+    others = [env for env in tox_envs if not TEST_ENV.match(env)]
+    assert others == ["lint", "bench", "docker", "compose"]
+
+
+def test_each_tox_env_runs_its_broker_and_pool(tox_envs):
+    """tox itself resolves each env: the pytest command names its broker and pool, green pools get the
+    green extra."""
+    if importlib.util.find_spec("tox") is None:
+        pytest.skip("tox is not installed (the dev extra): the env settings are tox's to resolve")
+    envs = [env for env in tox_envs if TEST_ENV.match(env)]
+    shown = subprocess.run(
+        [sys.executable, "-m", "tox", "config", "-e", ",".join(envs), "-k", "extras", "commands"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=CHECK_TIMEOUT,
+        check=True,
+    ).stdout
+    sections = dict(re.findall(r"^\[testenv:([\w-]+)\]\n(.*?)(?=^\[|\Z)", shown, re.MULTILINE | re.DOTALL))
+    assert sorted(sections) == sorted(envs)
+    for env, body in sections.items():
+        _, broker, pool = TEST_ENV.match(env).groups()  # type: ignore[union-attr]
+        assert f"commands = pytest --broker {broker} --pool {pool}\n" in body, (env, body)
+        extras = re.search(r"^extras =(.*?)(?=^\w)", body, re.MULTILINE | re.DOTALL)
+        assert extras is not None, (env, body)
+        assert "test" in extras.group(1).split(), env
+        assert ("green" in extras.group(1).split()) == (pool in GREEN_POOLS), env
+
+
 # -- the workflow --------------------------------------------------------------------------------------
 
 
@@ -159,17 +210,60 @@ def test_every_tox_env_the_workflow_calls_exists(workflow, tox_envs):
             called.update(envs)
     assert called <= set(tox_envs), f"not in tox -l: {sorted(called - set(tox_envs))}"
     assert {"lint", "bench", "docker", "compose"} <= called
-    assert set(tox_envs) <= called, f"tox envs no CI job runs: {sorted(set(tox_envs) - called)}"
+    # Not every PY-BROKER-POOL env has a cell (docs/ci-docker-windows.md, "Which cells"), but every
+    # Python, broker and pool of tox -l does.
+    for axis, values in enumerate(zip(*env_factors(tox_envs), strict=True)):
+        missed = set(values) - {factors[axis] for factors in env_factors(sorted(called))}
+        assert not missed, f"tox factors no CI job runs: {sorted(missed)}"
 
 
-def test_matrix_runs_each_platforms_pools_on_every_python(workflow):
+def linux_and_windows(workflow: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     cells = matrix_cells(workflow["jobs"]["test"])
-    for runner, platform in RUNNER_PLATFORM.items():
-        for python in ("3.11", "3.12", "3.13"):
-            got = [c["pool"] for c in cells if c["os"] == runner and c["python"]["version"] == python]
-            assert got == pools.available(platform), (runner, python)
     for cell in cells:  # the tox env's Python is the cell's Python
         assert cell["python"]["tox"] == "py" + cell["python"]["version"].replace(".", "")
+    assert {c["os"] for c in cells} == set(RUNNER_PLATFORM)
+    return [c for c in cells if c["os"] == "ubuntu-latest"], [c for c in cells if c["os"] == "windows-latest"]
+
+
+def test_linux_runs_every_pool_on_every_broker_and_every_python(workflow):
+    """Each (Python, pool) once and each (broker, pool) at least once. Depends on bench.brokers.KINDS and
+    the pool list (gevent, eventlet)."""
+    linux, _ = linux_and_windows(workflow)
+    for broker in brokers.KINDS:
+        got = sorted({c["pool"] for c in linux if c["broker"] == broker})
+        assert got == sorted(pools.available("linux")), broker
+    for python in PYTHONS:
+        got = [c["pool"] for c in linux if c["python"]["version"] == python]
+        assert got == pools.available("linux"), python  # in order, and none twice
+
+
+def test_windows_runs_its_pools_and_brokers_only(workflow):
+    """The pools and brokers the harness offers on win32 (bench/pools.py, bench/brokers), on the ends of
+    the supported Pythons. Depends on the pool list (gevent, eventlet on win32)."""
+    _, windows = linux_and_windows(workflow)
+    # Redis by URL (Memurai); a private RabbitMQ node is refused on win32, and there is no other.
+    assert {c["broker"] for c in windows} == {"redis"}
+    assert not brokers.support("rabbitmq", platform="win32").available
+    pythons = sorted({c["python"]["version"] for c in windows})
+    assert pythons[0] == PYTHONS[0] and pythons[-1] == PYTHONS[-1]
+    for python in pythons:
+        got = [c["pool"] for c in windows if c["python"]["version"] == python]
+        assert got == pools.available("win32"), python
+
+
+def test_the_documented_cell_count_is_the_matrix(workflow):
+    cells = matrix_cells(workflow["jobs"]["test"])
+    linux, windows = linux_and_windows(workflow)
+    doc = (ROOT / "docs" / "ci-docker-windows.md").read_text()
+    stated = re.search(
+        r"(\d+) test cells: (\d+) on Linux \(Redis (\d+), RabbitMQ (\d+)\), (\d+) on Windows", doc
+    )
+    assert stated is not None, "docs/ci-docker-windows.md must state the matrix size"
+    on_redis = sum(c["broker"] == "redis" for c in linux)
+    assert tuple(map(int, stated.groups())) == (
+        len(cells), len(linux), on_redis, len(linux) - on_redis, len(windows)
+    )  # fmt: skip
+    assert len(cells) < len(PYTHONS) * len(brokers.KINDS) * len(defaults.POOLS_ALL), "not the full product"
 
 
 def test_prefork_exclusion_says_why(workflow):
@@ -178,11 +272,27 @@ def test_prefork_exclusion_says_why(workflow):
     assert "not enough values to unpack" in exclude and "fork()" in exclude
 
 
-def test_each_cell_gets_a_redis(workflow):
+def test_rabbitmq_exclusion_on_windows_says_why(workflow):
+    text = WORKFLOWS[0].read_text()
+    start = text.index("pool: prefork", text.index("exclude:"))
+    exclude = text[start : text.index("broker: rabbitmq", start)]
+    assert "POSIX-only" in exclude and "service containers" in exclude
+    assert not brokers.support("rabbitmq", platform="win32").available  # what the comment says
+
+
+def test_each_cell_gets_its_broker(workflow):
     steps = workflow["jobs"]["test"]["steps"]
     linux = [s for s in steps if s.get("if") == "runner.os == 'Linux'"]
     windows = [s for s in steps if s.get("if") == "runner.os == 'Windows'"]
     assert any("apt-get install" in s["run"] and "redis-server" in s["run"] for s in linux)
+    # RabbitMQ: the distribution package on the RabbitMQ cells only (the harness runs its own node from
+    # the binary), installed after Redis's step has refreshed apt's lists.
+    rabbit = [s for s in steps if "rabbitmq-server" in s.get("run", "")]
+    assert len(rabbit) == 1 and rabbit[0]["if"] == "runner.os == 'Linux' && matrix.broker == 'rabbitmq'"
+    assert "apt-get install" in rabbit[0]["run"] and "command -v rabbitmq-server epmd" in rabbit[0]["run"]
+    refresh = next(i for i, s in enumerate(steps) if "apt-get update" in s.get("run", ""))
+    assert refresh < steps.index(rabbit[0])
+    assert "services" not in workflow["jobs"]["test"], "the harness owns its brokers: no service container"
     assert any("memurai" in s["run"] and "BENCH_BROKER_URL=redis://" in s["run"] for s in windows)
     external = workflow["jobs"]["external-broker"]
     assert "redis" in external["services"]
@@ -287,8 +397,25 @@ def workers(compose: dict[str, Any], *, profiled: bool = False) -> dict[str, dic
 
 
 def test_one_worker_per_pool(compose):
+    """On Redis (no profile) and on RabbitMQ (its profile). Depends on the pool list (gevent, eventlet)."""
     pools_run = sorted(option(svc["command"], "pool") or "" for svc in workers(compose).values())
     assert pools_run == sorted(defaults.POOLS_ALL)
+    on_rabbitmq = [svc for svc in workers(compose, profiled=True).values() if "rabbitmq" in svc["profiles"]]
+    assert sorted(option(svc["command"], "pool") or "" for svc in on_rabbitmq) == sorted(defaults.POOLS_ALL)
+
+
+def test_the_smoke_brings_up_what_the_file_defines(compose):
+    """tests/container/test_compose.py's stacks follow the file: every worker, on each broker."""
+    redis_stack = compose_smoke.stack()
+    assert set(redis_stack) == {"redis", *workers(compose)}
+    rabbit_stack = compose_smoke.stack(compose_smoke.RABBITMQ_PROFILE)
+    rabbit_workers = {n for n, s in workers(compose, profiled=True).items() if "rabbitmq" in s["profiles"]}
+    assert set(rabbit_stack) == {"redis", "rabbitmq", *rabbit_workers}
+    for name in rabbit_stack:
+        if name in rabbit_workers:
+            assert compose_smoke.node_of(compose["services"][name]) == option(
+                compose["services"][name]["command"], "hostname"
+            )
 
 
 def test_each_worker_is_healthy_only_when_its_own_node_answers(compose):
@@ -337,12 +464,20 @@ def test_env_contract_names_services_of_this_file(compose):
 
 
 def test_rabbitmq_is_optional(compose):
-    assert compose["services"]["rabbitmq"]["profiles"] == ["rabbitmq"]
+    rabbitmq = compose["services"]["rabbitmq"]
+    assert rabbitmq["profiles"] == ["rabbitmq"]
+    assert rabbitmq["image"].startswith("rabbitmq:")  # the official image
+    assert rabbitmq["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+    user, password = (rabbitmq["environment"][f"RABBITMQ_DEFAULT_{k}"] for k in ("USER", "PASS"))
+    found = 0
     for name, svc in workers(compose, profiled=True).items():
         if "rabbitmq" not in svc["profiles"]:
             continue
-        assert svc["environment"]["CELERY_BROKER_URL"].startswith("amqp://"), name
+        found += 1
+        assert svc["environment"]["CELERY_BROKER_URL"] == f"amqp://{user}:{password}@rabbitmq:5672//", name
+        assert svc["environment"]["CELERY_RESULT_BACKEND"].startswith("redis://redis:"), name
         assert svc["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+    assert found, "no worker on RabbitMQ"
 
 
 def test_the_image_builds_from_this_checkout():
@@ -353,7 +488,13 @@ def test_the_image_builds_from_this_checkout():
     minimum = re.search(r'requires-python = ">=(\d+)\.(\d+)"', pyproject)
     assert minimum is not None
     assert tuple(map(int, base.groups())) >= tuple(map(int, minimum.groups()))
-    assert "pip install '.[test]'" in dockerfile
+    installed = re.search(r"pip install '\.\[([\w,]+)\]'", dockerfile)
+    assert installed is not None, "the image installs this checkout with its extras"
+    extras = installed.group(1).split(",")
+    assert "test" in extras
+    compose = load_yaml(COMPOSE)
+    green = [n for n, s in compose["services"].items() if option(s.get("command", []), "pool") in GREEN_POOLS]
+    assert ("green" in extras) == bool(green), f"green workers {green}, image extras {extras}"
     ignored = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
