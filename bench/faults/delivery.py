@@ -25,7 +25,7 @@ from bench.config import Config
 from bench.faults.observations import Inapplicable, KillFacts, WorkerSettings
 from bench.faults.producer import TASK_WORK
 from bench.faults.run import Run, Scenario, observe
-from bench.faults.scenarios import kill_and_snapshot
+from bench.faults.scenarios import kill_mid_run
 
 PROBE_TASKS = 16
 """Tasks of one delivery probe (the kill comes after two completed and one runs)."""
@@ -82,15 +82,7 @@ class _Facts:
 def _inject(run: Run, tasks: int, seconds: float) -> _Facts:
     """Publish, SIGKILL the worker once under way, wait out the visibility timeout, start another."""
     published = run.enqueue(TASK_WORK, (run.run, seconds), count=tasks)
-    run.wait_under_way()
-    killed_at = run.mark_fault()
-    killed_wall = run.wall()
-    snapshot = kill_and_snapshot(run, published.ids)
-    run.wait_past_visibility(killed_wall)
-    spawned = run.clock()
-    run.worker()
-    kill = KillFacts(snapshot, killed_wall, waited=spawned - killed_at, startup=run.clock() - spawned)
-    return _Facts(kill)
+    return _Facts(kill_mid_run(run, published.ids))
 
 
 def _parsers(run: Run) -> tuple[str, ...]:

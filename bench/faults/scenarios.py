@@ -176,10 +176,18 @@ def _kill_worker(run: Run, count: int) -> KillFacts:
     """Mid-run (without acks_late: once a running task was acknowledged, where the pool does that
     before the body), SIGKILL the worker; past the visibility timeout, start a replacement."""
     published = run.enqueue(TASK_WORK, (run.run, TASK_SECONDS), count=count)
-    run.wait_under_way(need_ack=not run.settings.acks_late and run.pool not in ACKS_AFTER_THE_BODY)
+    return kill_mid_run(
+        run, published.ids, need_ack=not run.settings.acks_late and run.pool not in ACKS_AFTER_THE_BODY
+    )
+
+
+def kill_mid_run(run: Run, ids: Sequence[str], *, need_ack: bool = False) -> KillFacts:
+    """Once ``ids`` are under way (``need_ack``: one running task acknowledged), SIGKILL the worker with a
+    snapshot of the broker; past the visibility timeout, start a replacement."""
+    run.wait_under_way(need_ack=need_ack)
     killed_at = run.mark_fault()
     killed_wall = run.wall()
-    snapshot = kill_and_snapshot(run, published.ids)
+    snapshot = kill_and_snapshot(run, ids)
     run.wait_past_visibility(killed_wall)
     spawned = run.clock()
     run.worker()

@@ -43,37 +43,13 @@ pytestmark = [
 
 
 def test_drain(benchmark, pool, load_worker, control, producer, conn, bench_queue, versions, drained):
-    spans: list[float] = []
-    rates: list[tuple[int, float]] = []
-    state: dict[str, loadgen.ResultCollector] = {}
-
-    def fill():
-        prefix = f"drain-{pool}-{uuid.uuid4().hex[:8]}-"
-        loadgen.fill(producer, prefix, DRAIN_TASKS, task=loadgen.STAMP)
-        state["collector"] = loadgen.ResultCollector(conn, prefix).start()
-        return (), {}
-
-    def drain() -> None:
-        collector = state["collector"]
-        try:
-            outcomes = loadgen.await_results(
-                collector, DRAIN_TASKS, lambda: scenarios.consuming(control, load_worker, bench_queue),
-                timeout=defaults.DRAIN_TIMEOUT, what=f"{pool} drain",
-            )  # fmt: skip
-        finally:
-            collector.stop()
-        spans.append(loadgen.drain_span(outcomes))
-        rates.append(loadgen.drain_rate(outcomes))
-        MEASURED.record(spans[-1])
-
-    benchmark.pedantic(drain, setup=fill, rounds=DRAIN_ROUNDS, iterations=1)
-    summary = stats.summarize_throughput(rates, what=f"drain {pool}")
-    benchmark.extra_info.update(
-        timed="seconds from the first task start to the last result (the drain alone)",
-        unit=summary.unit, median_rate=summary.median, rates=list(summary.round_rates),
-        drain_seconds=spans, cv_rounds=summary.cv_rounds, tasks_per_round=DRAIN_TASKS, pool=pool,
-        concurrency=load_worker.concurrency,
+    spans, summary = _timed_drains(
+        benchmark, pool, load_worker, control, producer, conn, bench_queue, task=loadgen.STAMP,
+        tasks=DRAIN_TASKS, what="drain",
     )  # fmt: skip
+    benchmark.extra_info.update(
+        timed="seconds from the first task start to the last result (the drain alone)"
+    )
     benchmark.extra_info.update(versions)
     assert summary.samples == DRAIN_ROUNDS * (DRAIN_TASKS - 1)
     # The gated value is the drain alone: what the benchmark timed is what the stamps say.
@@ -82,13 +58,34 @@ def test_drain(benchmark, pool, load_worker, control, producer, conn, bench_queu
 
 def test_drain_io(benchmark, pool, load_worker, control, producer, conn, bench_queue, versions, drained):
     tasks = min(DRAIN_TASKS, defaults.IO_WAVES * (load_worker.concurrency or 1))
+    spans, summary = _timed_drains(
+        benchmark, pool, load_worker, control, producer, conn, bench_queue, task=loadgen.IO_WAIT,
+        tasks=tasks, what="drain.io",
+    )  # fmt: skip
+    benchmark.extra_info.update(
+        timed="seconds from the first I/O task's start to the last result (the drain alone)",
+        wait_s=defaults.IO_WAIT_S,
+    )
+    benchmark.extra_info.update(versions)
+    assert summary.samples == DRAIN_ROUNDS * (tasks - 1)
+    # Every task waits IO_WAIT_S: the pool's slots, side by side, bound each round's span from below.
+    waves = tasks / (load_worker.concurrency or 1)
+    assert min(spans) >= (waves - 1) * defaults.IO_WAIT_S, spans
+    assert benchmark.stats.stats.data == pytest.approx(spans)
+
+
+def _timed_drains(
+    benchmark, pool, load_worker, control, producer, conn, bench_queue, *, task, tasks, what
+) -> tuple[list[float], stats.ThroughputSummary]:
+    """``DRAIN_ROUNDS`` drains of ``tasks`` queued ``task``s (filled in the untimed setup), each timed by
+    its span (first start to last result); the spans and the rates' summary (also in ``extra_info``)."""
     spans: list[float] = []
     rates: list[tuple[int, float]] = []
     state: dict[str, loadgen.ResultCollector] = {}
 
     def fill():
-        prefix = f"io-{pool}-{uuid.uuid4().hex[:8]}-"
-        loadgen.fill(producer, prefix, tasks, task=loadgen.IO_WAIT)
+        prefix = f"{what}-{pool}-{uuid.uuid4().hex[:8]}-"
+        loadgen.fill(producer, prefix, tasks, task=task)
         state["collector"] = loadgen.ResultCollector(conn, prefix).start()
         return (), {}
 
@@ -97,7 +94,7 @@ def test_drain_io(benchmark, pool, load_worker, control, producer, conn, bench_q
         try:
             outcomes = loadgen.await_results(
                 collector, tasks, lambda: scenarios.consuming(control, load_worker, bench_queue),
-                timeout=defaults.DRAIN_TIMEOUT, what=f"{pool} I/O drain",
+                timeout=defaults.DRAIN_TIMEOUT, what=f"{pool} {what}",
             )  # fmt: skip
         finally:
             collector.stop()
@@ -106,19 +103,13 @@ def test_drain_io(benchmark, pool, load_worker, control, producer, conn, bench_q
         MEASURED.record(spans[-1])
 
     benchmark.pedantic(drain, setup=fill, rounds=DRAIN_ROUNDS, iterations=1)
-    summary = stats.summarize_throughput(rates, what=f"drain.io {pool}")
+    summary = stats.summarize_throughput(rates, what=f"{what} {pool}")
     benchmark.extra_info.update(
-        timed="seconds from the first I/O task's start to the last result (the drain alone)",
         unit=summary.unit, median_rate=summary.median, rates=list(summary.round_rates),
-        drain_seconds=spans, cv_rounds=summary.cv_rounds, tasks_per_round=tasks, wait_s=defaults.IO_WAIT_S,
-        pool=pool, concurrency=load_worker.concurrency,
+        drain_seconds=spans, cv_rounds=summary.cv_rounds, tasks_per_round=tasks, pool=pool,
+        concurrency=load_worker.concurrency,
     )  # fmt: skip
-    benchmark.extra_info.update(versions)
-    assert summary.samples == DRAIN_ROUNDS * (tasks - 1)
-    # Every task waits IO_WAIT_S: the pool's slots, side by side, bound each round's span from below.
-    waves = tasks / (load_worker.concurrency or 1)
-    assert min(spans) >= (waves - 1) * defaults.IO_WAIT_S, spans
-    assert benchmark.stats.stats.data == pytest.approx(spans)
+    return spans, summary
 
 
 def test_e2e_open_loop(benchmark, pool, load_worker, control, producer, conn, bench_queue, versions, drained):
