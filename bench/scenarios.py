@@ -282,8 +282,8 @@ STEP_SECONDS = {
     "drain_task": 1 / 275,
     "io_task_slot": defaults.IO_WAIT_S * 1.1,
     "e2e_after_arrivals": 1.5,
-    "reliability_pool_quick": 15.0,
-    "reliability_pool_full": 90.0,
+    "reliability_pool_quick": 37.0,  # per pool and broker: solo on both brokers, quick, 75 s
+    "reliability_pool_full": 137.0,  # per pool and broker: 3 pools x 2 brokers, full, 820 s
     "done": 0.5,
 }
 """Expected seconds of each part of the main job on the reference machine (2 cores, shared with other
@@ -325,7 +325,7 @@ def plan_steps(options: Options) -> tuple[PlannedStep, ...]:
     ]
     if options.reliability:
         per_pool = cost["reliability_pool_quick" if options.quick else "reliability_pool_full"]
-        steps.append(PlannedStep("reliability", per_pool * len(options.pools)))
+        steps.append(PlannedStep("reliability", per_pool * len(options.pools) * len(kinds)))
     steps.append(PlannedStep("done", cost["done"]))
     return tuple(steps)
 
