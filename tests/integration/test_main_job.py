@@ -141,7 +141,7 @@ def test_a_run_on_rabbitmq_reports_its_rows_against_the_amqp_floor(tmp_path):
     jsonschema.Draft202012Validator(report.JSON_SCHEMA).validate(doc)
     assert {r["broker"] for r in doc["results"]} == {"rabbitmq"}
     rows = {(r["scenario"], r["pool"]): r for r in doc["results"]}
-    assert {s for s, p in rows if p == "solo"} == {"drain", "e2e.start", "e2e.result"}
+    assert {s for s, p in rows if p == "solo"} == {"drain", "drain.io", "e2e.start", "e2e.result"}
     assert rows[("enqueue.floor", None)]["title"].startswith("py-amqp basic_publish")
     assert rows[("enqueue.floor", None)]["floor_ratio"] == 1
     # Same run, same message (Celery's body and headers): Celery's enqueue does more than one publish.
