@@ -28,6 +28,10 @@ STARTS_AFTER_SIGNAL = (
     "celery#10180 (threads; solo alike here): after the shutdown signal the worker still starts tasks it "
     "had prefetched instead of leaving them to the broker"
 )
+EARLY_ACK_WINDOW = (
+    "cold shutdown without acks_late: a task acknowledged when the pool took it, but not yet started, is "
+    "lost (Celery acknowledges just before execution; no upstream issue: documented early-ack behaviour)"
+)
 CELERY_9505 = "celery#9505: a task that completed during a cold (soft) shutdown is marked FAILURE"
 THREADS_COLD_HANG = (
     "threads pool, cold shutdown (intermittent here on RabbitMQ, 2 of 8 cold cases in one run): the worker "
@@ -71,6 +75,13 @@ def test_shutdown(pool, fault_broker, no_leaks, case):
         pytest.xfail(CELERY_9505)
     known = _known_deviations(f, lost, hit)
     may_lose = hit if (case.cold and not case.acks_late) or f.errors else frozenset()
+    if case.cold and not case.acks_late and (early := lost - may_lose):
+        # Intermittent (threads and prefork, 1 of ~48 cases a run): a task the pool had taken and
+        # acknowledged (early ack) but not yet started is gone at a cold shutdown. Lost means neither
+        # done nor back in the broker, i.e. acknowledged: the docs' early-ack window, which the judge
+        # does not yet tell apart. Positively: none of them ever started.
+        assert not any(observed.starts(i) for i in early), why
+        pytest.xfail(f"{EARLY_ACK_WINDOW}; {len(early)} here")
     assert lost <= may_lose, f"lost what the shutdown should have put back: {why}"
     if not known:
         assert row.verdict is Verdict.OK, why
