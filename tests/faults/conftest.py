@@ -115,5 +115,10 @@ GREEN_ON_RABBITMQ = (
 def _green_on_rabbitmq(request: pytest.FixtureRequest) -> None:
     """Skip, with the reason, the fault scenarios of a green pool on RabbitMQ (see GREEN_ON_RABBITMQ)."""
     params = getattr(getattr(request.node, "callspec", None), "params", {})
-    if params.get("broker_kind") == "rabbitmq" and params.get("pool") in defaults.GREEN_POOLS:
+    skip_green_on_rabbitmq(params.get("broker_kind"), params.get("pool"))
+
+
+def skip_green_on_rabbitmq(kind: str | None, pool: str | None) -> None:
+    """The one place that decides it (module-scoped scenario fixtures call it before they run)."""
+    if kind == "rabbitmq" and pool in defaults.GREEN_POOLS:
         pytest.skip(GREEN_ON_RABBITMQ)

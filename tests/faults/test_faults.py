@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bench import defaults, faults
+from bench import faults
 from bench.ledger import Verdict
-from tests.faults.conftest import GREEN_ON_RABBITMQ, assert_no_leaks, harness_pids
+from tests.faults.conftest import assert_no_leaks, harness_pids, skip_green_on_rabbitmq
 
 pytestmark = pytest.mark.faults
 
@@ -192,8 +192,7 @@ class RestartRun:
 @pytest.fixture(scope="module")
 def restart_run(pool, fault_broker, bench_run_id):
     """One broker restart per pool, shared by the checks below (each restart costs seconds)."""
-    if fault_broker.kind == "rabbitmq" and pool in defaults.GREEN_POOLS:
-        pytest.skip(GREEN_ON_RABBITMQ)  # before the scenario runs (a module-scoped fixture)
+    skip_green_on_rabbitmq(fault_broker.kind, pool)  # before the scenario runs (a module-scoped fixture)
     if not fault_broker.owned:
         pytest.skip("the broker-restart scenario needs a private Redis (not --broker-url)")
     before = frozenset(harness_pids(bench_run_id))
