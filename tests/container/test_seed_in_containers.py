@@ -14,7 +14,13 @@ from pytest_celery import RESULT_TIMEOUT, CeleryTestSetup
 
 pytestmark = pytest.mark.container
 
-POOL_MODULES = {"solo": "solo", "prefork": "prefork", "threads": "thread"}
+POOL_MODULES = {
+    "solo": "solo",
+    "prefork": "prefork",
+    "threads": "thread",
+    "gevent": "gevent",
+    "eventlet": "eventlet",
+}
 """The module of each pool's class (``celery.concurrency.<module>:TaskPool``)."""
 
 CONTROL_TIMEOUT = 10.0
