@@ -27,9 +27,11 @@ import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench import machine
 
 READABLE_KINDS = ("celery-bench-report", "celery-bench-sweep")
 """The JSON documents this module compares: a ``bench run`` report and a ``bench sweep`` report."""
@@ -117,6 +119,8 @@ class Comparison:
     matched_on_config: bool
     a_config: str
     b_config: str
+    machine_drift: Mapping[str, float] = field(default_factory=dict)
+    """Per machine control (``bench.machine``) in both reports: B's over A's, above 1 B's machine slower."""
 
     @property
     def regressions(self) -> tuple[Verdict, ...]:
@@ -289,4 +293,5 @@ def compare_files(a_path: Path, b_path: Path, *, threshold: float = DEFAULT_THRE
         matched_on_config=on_config,
         a_config=config_key(a_doc.get("context", {}).get("config")),
         b_config=config_key(b_doc.get("context", {}).get("config")),
+        machine_drift=machine.drift(a_doc.get("context", {}), b_doc.get("context", {})),
     )

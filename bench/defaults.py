@@ -231,6 +231,21 @@ Each is a session of its own with its own private Redis and pool workers. Most o
 starts, restore sweeps, drains) rather than computes, so two workers halve it on a 2-core machine;
 ``-n 0`` (or ``-p no:xdist``) runs it serially, ``-n N`` on N workers."""
 # -- repeatability (bench/repeat.py, the adaptive rounds of bench/scenarios.py) ------------------------
+CONTROL_LOOP_ITERATIONS = 20_000
+"""Iterations of the machine control's pure-Python loop (``bench.machine.cpu_us``): ~1-2 ms here."""
+
+CONTROL_REPEATS = 30
+"""Timings of that loop whose median is the control's value."""
+
+CONTROL_ROUND_TRIPS = 2_000
+"""One-byte pipe round trips whose median is the ``ipc_us`` control (~0.1-0.2 s here)."""
+
+CONTROL_WARMUP_TRIPS = 100
+"""Round trips before those, not timed (the child's start and first wake-ups)."""
+
+CONTROL_CHILD_EXIT_TIMEOUT = 5.0
+"""Seconds the control's echo child has to exit once its stdin is closed before it is killed."""
+
 REPEAT_RUNS = 5
 """Sessions ``python -m bench repeat`` runs by default (the issue's measure: five quick runs in a row)."""
 

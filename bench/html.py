@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import machine, report
 from bench.scenarios import Result, Run
 
 UNIT_LABELS = {"us": "µs", "ms": "ms", "s": "s", "ns": "ns", "tasks/s": "tasks/s"}
@@ -377,6 +377,10 @@ def context_items(run: Run) -> list[tuple[str, str]]:
     plan = c.get("plan")
     if isinstance(plan, Mapping):
         items.append(("plan", _plan_line(plan)))
+    if c.get("machine_control"):
+        items.append(
+            ("machine control", machine.text(c["machine_control"]).removeprefix("machine control: "))
+        )
     return items
 
 

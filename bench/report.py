@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import stats
+from bench import machine, stats
 from bench.brokers import KINDS
 from bench.client import JSON_ONLY
 from bench.config import Config
@@ -182,6 +182,11 @@ JSON_SCHEMA: dict[str, Any] = {
                 "config": _CONFIG,
                 "brokers": {"type": "array", "minItems": 1, "items": _BROKER},
                 "result_backend": _BACKEND,
+                "machine_control": {
+                    "type": "object",
+                    "description": "bench.machine: per control (cpu_us, ipc_us), [start, end] of the run",
+                    "additionalProperties": {"type": "array", "items": _NUM},
+                },
             },
         },
         "results": {
@@ -544,6 +549,8 @@ def broker_lines(run: Run) -> list[str]:
         version = backend.get("server_version") or "?"
         whose = "private" if backend.get("private") else "given with --broker-url"
         lines.append(f"result backend: Redis {version} {backend.get('url')} ({whose}), for every broker")
+    if c.get("machine_control"):
+        lines.append(machine.text(c["machine_control"]))
     return lines + floor_lines(run.results)
 
 

@@ -39,7 +39,7 @@ import celery
 import kombu
 import redis
 
-from bench import brokers, defaults, lanes, loadgen, stats
+from bench import brokers, defaults, lanes, loadgen, machine, stats
 from bench.broker import Broker, from_option, redact
 from bench.brokers import BrokerHandle
 from bench.config import Config
@@ -367,6 +367,7 @@ def run(options: Options, *, progress: Listener | None = None) -> Run:
     steps: Listener = progress or Silent()
     steps.started(plan_steps(options))
     started = time.monotonic()
+    control_start = machine.measure()
     backend = from_option(options.broker_url if options.url_kind == "redis" else None)
     role = "the result backend" + (" and the Redis broker" if "redis" in options.brokers else "")
     what = "starting a private Redis" if backend.owned else "checking " + redact(backend.url)
@@ -377,6 +378,7 @@ def run(options: Options, *, progress: Listener | None = None) -> Run:
             handles[kind] = _start_handle(kind, options, backend, steps)
             stack.callback(handles[kind].stop)
         measured = _benchmarks(options, backend, list(handles.values()), steps)
+        controls = machine.merge(control_start, machine.measure())
         for kind, handle in handles.items():
             if kind != "redis" and handle.owned:
                 steps.step(f"{kind}: stopping the private node")
@@ -391,6 +393,7 @@ def run(options: Options, *, progress: Listener | None = None) -> Run:
         lanes=measured.lanes,
         queue=measured.queue,
         backend_version=measured.backend_version,
+        machine_control=controls,
     )
     steps.step("done: rendering the report")
     return Run(
@@ -1135,7 +1138,13 @@ def broker_context(lane: Lane) -> dict[str, Any]:
 
 
 def collect_context(
-    *, backend: Broker, options: Options, lanes: list[Lane], queue: str, backend_version: str | None = None
+    *,
+    backend: Broker,
+    options: Options,
+    lanes: list[Lane],
+    queue: str,
+    backend_version: str | None = None,
+    machine_control: Mapping[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """Versions, machine, commit and run parameters: what a saved result needs to be comparable.
 
@@ -1173,4 +1182,5 @@ def collect_context(
         "config": options.config.to_json(),
         "worker_loglevel": WORKER_LOGLEVEL,
         "argv": [redact(arg) if "://" in arg else arg for arg in sys.argv[1:]],
+        "machine_control": dict(machine_control or {}),
     }

@@ -82,6 +82,12 @@ def comparison_text(comparison: Comparison) -> str:
             f"B {settings_label(comparison.b_config)}; figures matched by scenario and pool"
         )
     lines += ["", grid(COMPARE_HEADERS, rows), ""]
+    if comparison.machine_drift:
+        drift = ", ".join(f"{name} x{ratio:.2f}" for name, ratio in comparison.machine_drift.items())
+        lines.append(
+            f"machine controls, B over A: {drift} (above 1 B's machine was slower; a change of that size "
+            "in a figure may be the machine's)"
+        )
     for side, keys in (("A", comparison.only_a), ("B", comparison.only_b)):
         if keys:
             lines.append(f"only in {side}: " + ", ".join(f"{k[0]} {_where(k)}" for k in keys))

@@ -97,6 +97,9 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
     assert doc["context"]["message_bytes"] > 100
     assert doc["context"]["broker_server"].split(".")[0].isdigit()  # INFO redis_version of the real broker
     assert [b["kind"] for b in doc["context"]["brokers"]] == ["redis"]
+    control = doc["context"]["machine_control"]  # bench.machine, at the start and the end of the run
+    assert control.keys() == {"cpu_us", "ipc_us"}
+    assert all(len(v) == 2 and min(v) > 0 for v in control.values())
     assert (
         doc["context"]["result_backend"]["url"] == doc["context"]["broker"]
     )  # one Redis: broker and results
@@ -108,6 +111,7 @@ def test_quick_run_reports_every_figure_for_every_pool(request, tmp_path):
             line.startswith(scenario) and (pool is None or pool in line) for line in table.splitlines()
         )
     assert "per-call timing vs a bare loop, median of" in table and "open-loop generator capacity" in table
+    assert "machine control: cpu loop" in table
     assert doc["fidelity"]["producer_mode"] == "producer.1-thread"  # what the open-loop generator is
     low, high = doc["fidelity"]["timing_overhead_interval"]
     assert low <= doc["fidelity"]["timing_overhead"] <= high

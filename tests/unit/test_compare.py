@@ -225,3 +225,15 @@ def test_a_negative_threshold_is_refused(tmp_path, capsys):
         cli.main(["compare", good, good, "--threshold", "-5"])
     assert exited.value.code == cli.EXIT_USAGE
     assert "--threshold" in capsys.readouterr().err
+
+
+def test_the_machine_controls_drift_is_stated_beside_the_figures(tmp_path, capsys):
+    a, b = _doc(), _doc()
+    a["context"]["machine_control"] = {"cpu_us": [100.0, 100.0], "ipc_us": [40.0, 40.0]}
+    b["context"]["machine_control"] = {"cpu_us": [125.0, 125.0], "ipc_us": [40.0, 40.0]}
+    for doc in (a, b):
+        jsonschema.validate(doc, report.JSON_SCHEMA)
+    assert _run(tmp_path, a, b) == 0
+    assert "machine controls, B over A: control.cpu x1.25, control.ipc x1.00" in capsys.readouterr().out
+    assert _run(tmp_path, _doc(), _doc()) == 0
+    assert "machine controls" not in capsys.readouterr().out  # reports without them (older harness)
