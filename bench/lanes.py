@@ -31,8 +31,8 @@ FLOOR_TITLES = {
 OPEN_LOOP_NOTES = {
     ("rabbitmq", "solo"): (
         "solo on AMQP: once a burst fills the prefetch window, the worker's early acks wait in kombu's hub "
-        "through an empty poll until its next timer (up to 2 s) and RabbitMQ delivers nothing meanwhile; a "
-        "p99 far above the median here is Celery's and kombu's, not the harness's "
+        "through an empty poll until its next timer (up to 2 s) and RabbitMQ delivers nothing meanwhile; "
+        "such stalls in this row's tail are Celery's and kombu's, not the harness's "
         "(docs/benchmarks.md, celery#7718, kombu#1587)"
     ),
 }
