@@ -28,6 +28,17 @@ FLOOR_TITLES = {
 }
 """The title of each broker's floor row (``{message_bytes}``: the size of the message it pushes)."""
 
+OPEN_LOOP_NOTES = {
+    ("rabbitmq", "solo"): (
+        "solo on AMQP: once a burst fills the prefetch window, the worker's early acks wait in kombu's hub "
+        "through an empty poll until its next timer (up to 2 s) and RabbitMQ delivers nothing meanwhile; "
+        "such stalls in this row's tail are Celery's and kombu's, not the harness's "
+        "(docs/benchmarks.md, celery#7718, kombu#1587)"
+    ),
+}
+"""Known broker-and-pool behaviour that shapes the open loop's figures, noted on the ``e2e.start`` row of
+that broker and pool (``bench.scenarios``): keyed ``(broker kind, pool)``, measured in docs/benchmarks.md."""
+
 
 def redis_server_version(conn: redis.Redis) -> str | None:
     """The Redis server's own version (``INFO server``: ``redis_version``); ``None`` if it does not say."""

@@ -777,7 +777,14 @@ def _pool_cell(
     samples[f"e2e.start:{label}"] = tuple(v for r in loop.to_start for v in r)
     samples[f"e2e.result:{label}"] = tuple(v for r in loop.to_result for v in r)
     rows = _cell_results(label, pool, concurrency, sizes, (drain, io), loop)
-    return [dataclasses.replace(r, broker=lane.kind) for r in rows], loop.lag
+    return [_on_broker(r, lane.kind) for r in rows], loop.lag
+
+
+def _on_broker(row: Result, kind: str) -> Result:
+    """``row`` as measured on broker ``kind``; its open-loop row with the known note of that broker and pool
+    (``lanes.OPEN_LOOP_NOTES``), if any."""
+    note = lanes.OPEN_LOOP_NOTES.get((kind, row.pool or "")) if row.scenario == "e2e.start" else None
+    return dataclasses.replace(row, broker=kind, notes=(*row.notes, note) if note else row.notes)
 
 
 def _io_drain(

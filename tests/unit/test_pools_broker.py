@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import broker, defaults, pools
+from bench import broker, defaults, lanes, pools
 from bench.worker import Worker, WorkerError
 
 
@@ -133,3 +133,16 @@ def test_the_password_goes_in_the_config_file_and_the_title_stays_where_the_serv
     # an older server refuses an option it does not know: leave it out
     assert broker.server_config("s3cret", (6, 0, 16)) == "requirepass s3cret\n"
     assert broker.server_config("s3cret", ()) == "requirepass s3cret\n"
+
+
+def test_the_open_loop_row_of_solo_on_rabbitmq_carries_its_known_note_and_no_other_row_does():
+    from bench.scenarios import Result, _on_broker
+
+    rows = [Result(s, s, p, 1, notes=("measured",)) for s in ("drain", "e2e.start", "e2e.result")
+            for p in ("solo", "threads")]  # fmt: skip
+    noted = {(r.scenario, r.pool, r.broker): r.notes for k in ("redis", "rabbitmq") for r in
+             (_on_broker(row, k) for row in rows)}  # fmt: skip
+    known = lanes.OPEN_LOOP_NOTES[("rabbitmq", "solo")]
+    assert noted.pop(("e2e.start", "solo", "rabbitmq")) == ("measured", known)
+    assert set(noted.values()) == {("measured",)}
+    assert "kombu#1587" in known
