@@ -1,8 +1,8 @@
 """Open-loop rounds as the main job runs them, every task stamped at each stage; the slowest explained.
 
-    .venv/bin/python diagnostics/e2e_stages.py rabbitmq solo 1 5            # 100/s x 2 s, 5 rounds
-    .venv/bin/python diagnostics/e2e_stages.py rabbitmq solo 1 5 2000 0.1   # bursts: 200 at 2,000/s
-    STAGES_SET='{"worker_prefetch_multiplier": 64}' .venv/bin/python diagnostics/e2e_stages.py ...
+    .venv/bin/python bench/diagnostics/e2e_stages.py rabbitmq solo 1 5            # 100/s x 2 s, 5 rounds
+    .venv/bin/python bench/diagnostics/e2e_stages.py rabbitmq solo 1 5 2000 0.1   # bursts: 200 at 2,000/s
+    STAGES_SET='{"worker_prefetch_multiplier": 64}' .venv/bin/python bench/diagnostics/e2e_stages.py ...
 
 A private Redis (results) and, for ``rabbitmq``, a private node; one worker of the pool, switched onto the
 queue per round as ``bench.scenarios`` does (after one 200-task drain). Stages per task: intended, sent,
