@@ -287,8 +287,11 @@ def worker_argv(settings: Mapping[str, Any]) -> list[str]:
     """
     argv: list[str] = []
     rest = []
+    first = before_command_line(settings)
     for name, value in sorted(settings.items()):
         option = WORKER_OPTIONS.get(name)
+        if name in first:
+            continue
         if option is None:
             rest.append(f"{name}=(json){json.dumps(value)}")
         elif isinstance(value, bool):
@@ -304,6 +307,21 @@ WORKER_OPTIONS = {
     "worker_state_db": "--statedb",
 }
 """Settings whose ``celery worker`` option reads the app's value before ``--`` settings apply."""
+
+
+def before_command_line(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings no ``celery worker`` command line can carry: a ``WORKER_OPTIONS`` setting whose value
+    the option's callback takes for "not given". ``--prefetch-multiplier=0`` (unlimited prefetch, per
+    Celery's docs) becomes the app's own value (celery/bin/worker.py: ``value or
+    app.conf.worker_prefetch_multiplier``), and after ``--`` it comes too late (see ``worker_argv``).
+    ``bench.worker`` puts these in the app's configuration before Celery parses its command line
+    (``tests/integration/test_app_config.py`` records the deviation and checks the route)."""
+    return {
+        name: value
+        for name, value in settings.items()
+        if name in WORKER_OPTIONS and not isinstance(value, bool) and value is not None and not value
+    }
+
 
 PER_CELL = {"worker_pool": "--pool", "worker_concurrency": "the plan's concurrency per pool"}
 """Settings the harness varies itself: ``--set`` refuses them and names what sets them."""

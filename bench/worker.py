@@ -11,6 +11,7 @@ can verify a user's own app.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -115,6 +116,20 @@ def child_env(
     return env
 
 
+LAUNCH = (
+    "import json, sys\n"
+    "from celery import maybe_patch_concurrency\n"
+    "maybe_patch_concurrency(sys.argv)\n"
+    "from celery.app.utils import find_app\n"
+    "app = find_app(sys.argv[1])\n"
+    "app.conf.update(json.loads(sys.argv[2]))\n"
+    "sys.exit(app.start(sys.argv[3:]))\n"
+)
+"""``python -c LAUNCH APP SETTINGS_JSON worker ...``: ``celery -A APP worker ...`` with SETTINGS_JSON in the
+app's configuration before Celery parses its command line (``config.before_command_line``). It patches
+for gevent/eventlet first and finds the app as ``celery -A`` does; ``app.start`` runs the same command."""
+
+
 @dataclass
 class Worker:
     """A ``celery worker`` process: configure, :meth:`start`, use, :meth:`stop` (or ``with``)."""
@@ -154,8 +169,14 @@ class Worker:
         return f"{self.name}@{socket.gethostname()}"
 
     def argv(self) -> list[str]:
+        first = config.before_command_line(self.settings)
+        celery = (
+            [sys.executable, "-c", LAUNCH, self.app, json.dumps(first)]
+            if first
+            else [sys.executable, "-m", "celery", "-A", self.app]
+        )
         argv = [
-            sys.executable, "-m", "celery", "-A", self.app, "worker",
+            *celery, "worker",
             f"--pool={self.pool}",
             f"--concurrency={self.concurrency}",
             f"--hostname={self.node}",

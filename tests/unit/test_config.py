@@ -8,7 +8,7 @@ import json
 import jsonschema
 import pytest
 
-from bench import cli, config, loadgen, report, scenarios
+from bench import cli, config, loadgen, report, scenarios, worker
 from bench.config import Config, ConfigError
 from bench.worker import Worker
 from tests.unit.sample_run import RECORD, sample_run
@@ -135,6 +135,20 @@ def test_worker_argv_carries_the_app_the_probes_and_the_settings():
 def test_worker_argv_without_settings_has_no_separator():
     assert "--" not in Worker("redis://127.0.0.1:1/0").argv()
     assert config.worker_argv({"worker_disable_prefetch": True}) == ["--disable-prefetch"]
+
+
+def test_a_setting_the_command_line_would_read_as_not_given_goes_into_the_app_first():
+    settings = {"worker_prefetch_multiplier": 0, "worker_disable_prefetch": False, "task_acks_late": True}
+    assert config.before_command_line(settings) == {"worker_prefetch_multiplier": 0}
+    assert config.worker_argv(settings) == ["--", "task_acks_late=(json)true"]
+    argv = Worker("redis://127.0.0.1:1/0", app="examples.shop", settings=settings).argv()
+    assert argv[1:3] == ["-c", worker.LAUNCH] and argv[3:6] == [
+        "examples.shop",
+        '{"worker_prefetch_multiplier": 0}',
+        "worker",
+    ]
+    assert "-A" not in argv and "--prefetch-multiplier=0" not in argv
+    assert config.before_command_line({"worker_prefetch_multiplier": 1}) == {}  # 1 goes as the option
 
 
 def test_the_harness_sends_the_probes_by_their_registered_names():
