@@ -356,6 +356,33 @@ def test_the_quick_section_runs_known_shutdown_cases():
     assert set(QUICK_SHUTDOWN_CASES) <= set(labels) and len(set(labels)) == len(labels)
 
 
+def test_the_section_runs_a_green_pools_load_on_rabbitmq_without_heartbeat_and_shows_the_pace(monkeypatch):
+    import types
+
+    import bench.faults as section
+
+    loads: list[tuple[str, int, tuple]] = []
+
+    def no_faults(target, pool, *, count, celery=()):
+        loads.append((pool, count, tuple(celery)))
+        return faults.Inapplicable("s", "e", pool, "recorded", target.kind)
+
+    def other(target, pool, *args, **kwargs):
+        return faults.Inapplicable("s", "e", pool, "recorded", target.kind)
+
+    monkeypatch.setattr(section, "no_faults", no_faults)
+    for name in ("child_killed", "worker_killed", "shutdown"):
+        monkeypatch.setattr(section, name, other)
+    for kind, pool in (("rabbitmq", "gevent"), ("redis", "gevent"), ("rabbitmq", "prefork")):
+        target = types.SimpleNamespace(kind=kind)
+        list(section._pool_scenarios(target, pool, quick=True, progress=lambda _: None))
+    quick = faults.QUICK_LOAD_TASKS
+    assert loads == [
+        ("gevent", quick, faults.HEARTBEAT_OFF), ("gevent", defaults.PACED_LOAD_TASKS, ()),
+        ("gevent", quick, ()), ("prefork", quick, ()),
+    ]  # fmt: skip
+
+
 def test_a_shutdown_row_counts_what_is_back_in_the_broker_as_not_lost():
     warm = _case("TERM, running")
     facts = _shutdown(warm)  # a and b completed, c and d back in the broker
