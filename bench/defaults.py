@@ -152,6 +152,15 @@ FAULT_CONCURRENCY = 2
 a kill or a stop must meet a run under way, some of its 0.3 s tasks done, one running, more queued; 100
 green threads would start all of a scenario's 12 tasks at once and finish them together."""
 
+SYNLOOP_DRAIN_PACE = 0.1
+"""Seconds a gevent or eventlet worker on RabbitMQ waits after each delivery with Celery 5.7's defaults: its
+``synloop`` drains the event dispatcher's connection after every turn (``_quick_drain``, timeout 0.1 s,
+added with that connection's heartbeat by celery#10500) and a turn delivers one message, so it runs at
+most ~10 tasks/s. ``broker_heartbeat=0`` turns that drain off."""
+
+PACED_LOAD_TASKS = 40
+"""Tasks of the short load that shows :data:`SYNLOOP_DRAIN_PACE` (~4 s at that pace; ~0.2 s without it)."""
+
 FAULT_POLL = 0.05
 """Seconds between two reads of a fault scenario's ledger."""
 

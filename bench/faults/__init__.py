@@ -51,6 +51,7 @@ from bench.faults.judging import (
     child_killed_as_documented,
     judge,
     lost_in_brpop,
+    paced_by_synloop,
     queue_kept_past,
     worker_killed_as_documented,
 )
@@ -79,7 +80,18 @@ from bench.faults.observations import (
     WorkerSettings,
 )
 from bench.faults.producer import TASK_MARK, Published, client_app, enqueue, worker_env
-from bench.faults.run import ACKS_AFTER_THE_BODY, NO_RESTORE_SWEEP, Run, Scenario, Target, as_target, observe
+from bench.faults.run import (
+    ACKS_AFTER_THE_BODY,
+    HEARTBEAT_OFF,
+    NO_RESTORE_SWEEP,
+    PACED_ON_AMQP,
+    Run,
+    Scenario,
+    Target,
+    as_target,
+    observe,
+    paced,
+)
 from bench.faults.scenarios import (
     LOAD_TASKS,
     QUICK_LOAD_TASKS,
@@ -99,6 +111,7 @@ from bench.ledger import ReliabilityRecord, Verdict
 
 __all__ = [
     "ACKS_AFTER_THE_BODY",
+    "HEARTBEAT_OFF",
     "BrokerDown",
     "ChildFacts",
     "ConsumerTimeoutFacts",
@@ -109,6 +122,7 @@ __all__ = [
     "KillSnapshot",
     "LOAD_TASKS",
     "NO_RESTORE_SWEEP",
+    "PACED_ON_AMQP",
     "LoadFacts",
     "Observation",
     "PublishFailure",
@@ -145,6 +159,8 @@ __all__ = [
     "queue_kept_past",
     "no_faults",
     "observe",
+    "paced",
+    "paced_by_synloop",
     "pickle_task_message",
     "policy_sleeps",
     "print_table",
@@ -241,6 +257,15 @@ def _pool_scenarios(
     count = QUICK_LOAD_TASKS if quick else LOAD_TASKS
     steps: list[tuple[str, Callable[[], Any]]] = [
         (f"no faults, {count:,} tasks", lambda: no_faults(target, pool, count=count)),
+    ]
+    if paced(target.kind, pool, WorkerSettings()):  # the load without the pace, and the pace on a short one
+        steps = [
+            (f"no faults, {count:,} tasks, no heartbeat",
+             lambda: no_faults(target, pool, count=count, celery=HEARTBEAT_OFF)),
+            (f"no faults, {defaults.PACED_LOAD_TASKS} tasks",
+             lambda: no_faults(target, pool, count=defaults.PACED_LOAD_TASKS)),
+        ]  # fmt: skip
+    steps += [
         ("child killed (acks_late)", lambda: child_killed(target, pool, acks_late=True)),
         ("worker killed (acks_late)", lambda: worker_killed(target, pool, acks_late=True)),
     ]

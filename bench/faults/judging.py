@@ -17,6 +17,7 @@ from bench.defaults import (
     FAULT_SETTLE_TIMEOUT,
     FAULT_STALL_TIMEOUT,
     SHUTDOWN_EXIT_TIMEOUT,
+    SYNLOOP_DRAIN_PACE,
 )
 from bench.faults.observations import (
     BrokerDown,
@@ -32,7 +33,7 @@ from bench.faults.observations import (
     ShutdownFacts,
     WarmFacts,
 )
-from bench.faults.run import NO_RESTORE_SWEEP, NO_RESTORE_SWEEP_ISSUE
+from bench.faults.run import NO_RESTORE_SWEEP, NO_RESTORE_SWEEP_ISSUE, PACED_ISSUE, paced
 from bench.ledger import ReliabilityRecord, Tally, Verdict, not_applicable, record
 
 BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
@@ -80,8 +81,20 @@ def judge_no_faults(obs: Observation[LoadFacts]) -> Judgement:
         note += " (not all of it: timed out)"
     if obs.queued_after:
         note += f"; {obs.queued_after} messages still queued"
+    slow = paced_by_synloop(obs)
+    if slow:
+        note += f"; {SYNLOOP_DRAIN_PACE:g}s or more per task ({PACED_ISSUE})"
     ok = tally.lost == 0 and tally.duplicated == 0 and not obs.failed and tally.enqueued == facts.count
-    return Judgement.of(ok, note)
+    return Judgement.of(ok and not slow, note)
+
+
+def paced_by_synloop(obs: Observation[LoadFacts]) -> bool:
+    """The load drained at :data:`SYNLOOP_DRAIN_PACE` per task or slower (timed out counts), on a pool and
+    broker where Celery's ``synloop`` paces it (``run.paced``). Polling adds at most
+    :data:`FAULT_POLL`; the margin of 0.8 allows for the ``drain_events`` that overlap the publishing."""
+    if not paced(obs.broker, obs.pool, obs.settings):
+        return False
+    return not obs.settled or obs.settle_seconds >= 0.8 * SYNLOOP_DRAIN_PACE * obs.facts.count
 
 
 # -- 2 ---------------------------------------------------------------------------------------------------

@@ -44,6 +44,25 @@ after a poll that saw no event, and the BRPOP's own 1 s timeout reply is an even
 NO_RESTORE_SWEEP_ISSUE = "celery#4976: gevent/eventlet workers never run the Redis restore sweep"
 """The short reason the judged notes carry for a ``NO_RESTORE_SWEEP`` pool."""
 
+PACED_ON_AMQP = frozenset(defaults.GREEN_POOLS)
+"""Pools whose workers, on RabbitMQ with broker heartbeats (Celery's default 120 s), take one delivery per
+:data:`~bench.defaults.SYNLOOP_DRAIN_PACE` (celery#10500's drain of the event connection in ``synloop``)."""
+
+PACED_ISSUE = (
+    "celery#10500 (5.7, heartbeat on the event dispatcher's connection, for celery#7250): a gevent or "
+    "eventlet worker's synloop waits 0.1 s on that idle connection after every delivery"
+)
+"""The short reason the judged notes carry for a :data:`PACED_ON_AMQP` pool on RabbitMQ."""
+
+HEARTBEAT_OFF = (("broker_heartbeat", 0),)
+"""The workaround: no AMQP heartbeat, hence no drain of the event connection per delivery."""
+
+
+def paced(broker: str, pool: str, settings: WorkerSettings) -> bool:
+    """Whether a worker of ``pool`` on ``broker`` with ``settings`` runs at the synloop's pace."""
+    heartbeat = dict(settings.celery).get("broker_heartbeat")
+    return broker == "rabbitmq" and pool in PACED_ON_AMQP and heartbeat != 0
+
 
 @dataclass(frozen=True)
 class Target:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from celery import Celery
 from celery.result import AsyncResult
@@ -79,16 +79,19 @@ Clock = Callable[[], float]
 
 # -- 1. no faults, under load ------------------------------------------------------------------------------
 def no_faults(
-    broker: Broker | Target, pool: str, *, count: int = LOAD_TASKS
+    broker: Broker | Target, pool: str, *, count: int = LOAD_TASKS, celery: Sequence[tuple[str, Any]] = ()
 ) -> Observation[LoadFacts] | Inapplicable:
-    """``count`` tasks at the producer's full speed to one worker: lost 0, duplicated 0."""
+    """``count`` tasks at the producer's full speed to one worker: lost 0, duplicated 0. ``celery``:
+    settings of the worker (e.g. :data:`~bench.faults.run.HEARTBEAT_OFF`), named in the scenario."""
 
     def publish(run: Run) -> LoadFacts:
         return LoadFacts(count, run.enqueue(TASK_MARK, (run.run,), count=count).seconds)
 
+    named = "".join(f" ({name}={value})" for name, value in celery)
     return observe(broker, pool, Scenario(
-        name="no faults, under load", expected="lost 0, duplicated 0",
-        settings=WorkerSettings(loglevel="WARNING"), settle_timeout=defaults.DRAIN_TIMEOUT,
+        name=f"no faults, under load{named}", expected="lost 0, duplicated 0",
+        settings=WorkerSettings(loglevel="WARNING", celery=tuple(celery)),
+        settle_timeout=defaults.DRAIN_TIMEOUT,
         inject=publish, settle=lambda run, facts: run.done_count() >= len(run.published[0].ids),
     ))  # fmt: skip
 

@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator
 import psutil
 import pytest
 
-from bench import brokers, defaults
+from bench import brokers
 from bench.broker import Broker, BrokerError, find_redis_server, from_option
 from bench.faults import Target
 from bench.procs import ManagedProcess, harness_processes
@@ -102,23 +102,3 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-GREEN_ON_RABBITMQ = (
-    "gevent and eventlet on RabbitMQ are not characterised in the fault tier yet: in their first full run "
-    "here a green worker left about 7,000 of the no-fault load's 10,000 messages queued after 300 s, and "
-    "the kill scenarios' accounting failed on them; the integration and properties tiers do run them"
-)
-
-
-@pytest.fixture(autouse=True)
-def _green_on_rabbitmq(request: pytest.FixtureRequest) -> None:
-    """Skip, with the reason, the fault scenarios of a green pool on RabbitMQ (see GREEN_ON_RABBITMQ)."""
-    params = getattr(getattr(request.node, "callspec", None), "params", {})
-    skip_green_on_rabbitmq(params.get("broker_kind"), params.get("pool"))
-
-
-def skip_green_on_rabbitmq(kind: str | None, pool: str | None) -> None:
-    """The one place that decides it (module-scoped scenario fixtures call it before they run)."""
-    if kind == "rabbitmq" and pool in defaults.GREEN_POOLS:
-        pytest.skip(GREEN_ON_RABBITMQ)

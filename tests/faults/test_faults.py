@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bench import faults
+from bench import defaults, faults
 from bench.ledger import Verdict
-from tests.faults.conftest import assert_no_leaks, harness_pids, skip_green_on_rabbitmq
+from tests.faults.conftest import assert_no_leaks, harness_pids
 
 pytestmark = pytest.mark.faults
 
@@ -43,14 +43,41 @@ def _note(observed: faults.Observation[Any]) -> str:
 
 
 # -- 1 ---------------------------------------------------------------------------------------------------
-def test_no_faults_under_load(pool, fault_broker, no_leaks):
-    obs = _check(faults.no_faults(fault_broker, pool, count=faults.LOAD_TASKS), no_leaks)
+PACED = (
+    "celery#10500 (merged for 5.7; no issue reports this yet): a gevent or eventlet worker on RabbitMQ "
+    "drains the event dispatcher's idle connection for 0.1 s (_quick_drain) after every synloop turn, and "
+    "a turn delivers one message, so it runs at most ~10 tasks/s with the default broker_heartbeat; "
+    "broker_heartbeat=0 avoids it"
+)
+
+
+def test_no_faults_under_load(pool, broker_kind, fault_broker, no_leaks):
+    # Where Celery paces the worker (PACED), the load runs with the workaround; the pace is shown below.
+    paced = faults.paced(broker_kind, pool, faults.WorkerSettings())
+    celery = faults.HEARTBEAT_OFF if paced else ()
+    obs = _check(faults.no_faults(fault_broker, pool, count=faults.LOAD_TASKS, celery=celery), no_leaks)
     tally = obs.tally
     assert obs.settled, _note(obs)
     assert tally.enqueued == faults.LOAD_TASKS and tally.publish_errors == 0
     assert (tally.lost, tally.duplicated, tally.unexpected) == (0, 0, 0), tally
     assert obs.queued_after == 0
     assert faults.judge(obs).verdict is Verdict.OK
+    if paced:
+        _paced_by_synloop(pool, fault_broker, no_leaks, unpaced=obs)
+
+
+def _paced_by_synloop(pool: str, fault_broker, no_leaks: list[int], *, unpaced) -> None:
+    """The default settings' symptom, positively, then the strict xfail: a short load runs once each and
+    loses nothing, but at the synloop's pace, several times slower than the same worker without heartbeat
+    drained the whole load; else it is a failure (a fix upstream shows here)."""
+    obs = _check(faults.no_faults(fault_broker, pool, count=defaults.PACED_LOAD_TASKS), no_leaks)
+    tally = obs.tally
+    assert obs.settled and (tally.lost, tally.duplicated, tally.unexpected) == (0, 0, 0), _note(obs)
+    assert faults.paced_by_synloop(obs), f"not paced: {_note(obs)}"
+    paced_rate = defaults.PACED_LOAD_TASKS / obs.settle_seconds
+    assert faults.LOAD_TASKS / unpaced.settle_seconds >= 3 * paced_rate, _note(unpaced)
+    assert faults.judge(obs).verdict is Verdict.DEVIATION
+    pytest.xfail(f"{PACED}; {paced_rate:.1f} tasks/s here")
 
 
 # -- 2 ---------------------------------------------------------------------------------------------------
@@ -117,7 +144,7 @@ def test_worker_killed_with_acks_late_loses_nothing(pool, broker_kind, fault_bro
     assert tally.unexpected == 0
     assert snap.interrupted, "the kill must interrupt at least one running task"
     assert snap.interrupted <= snap.held, "acks_late: a running task is not acknowledged yet"
-    if pool in faults.NO_RESTORE_SWEEP:
+    if broker_kind == "redis" and pool in faults.NO_RESTORE_SWEEP:  # RabbitMQ needs no sweep
         _held_for_good(obs, stuck)
     assert not stuck, f"held past the visibility timeout, never restored: {_note(obs)}"
     if broker_kind == "redis" and obs.lost_ids and obs.lost_ids <= snap.popped_unseen:
@@ -132,12 +159,12 @@ def test_worker_killed_with_acks_late_loses_nothing(pool, broker_kind, fault_bro
     assert faults.judge(obs).verdict is Verdict.OK
 
 
-def test_worker_killed_without_acks_late_loses_the_running_tasks(pool, fault_broker, no_leaks):
+def test_worker_killed_without_acks_late_loses_the_running_tasks(pool, broker_kind, fault_broker, no_leaks):
     obs = _check(faults.worker_killed(fault_broker, pool, acks_late=False), no_leaks)
     snap, stuck, tally = obs.facts.snapshot, obs.facts.stuck, obs.tally
     assert tally.unexpected == 0
     assert snap.interrupted, "the kill must interrupt at least one running task"
-    if pool in faults.NO_RESTORE_SWEEP:
+    if broker_kind == "redis" and pool in faults.NO_RESTORE_SWEEP:  # RabbitMQ needs no sweep
         _held_for_good(obs, stuck)
     assert not stuck, f"held past the visibility timeout, never restored: {_note(obs)}"
     # What the broker still had (queued or held unacknowledged) runs; only a task started but not yet
@@ -192,7 +219,6 @@ class RestartRun:
 @pytest.fixture(scope="module")
 def restart_run(pool, fault_broker, bench_run_id):
     """One broker restart per pool, shared by the checks below (each restart costs seconds)."""
-    skip_green_on_rabbitmq(fault_broker.kind, pool)  # before the scenario runs (a module-scoped fixture)
     if not fault_broker.owned:
         pytest.skip("the broker-restart scenario needs a private Redis (not --broker-url)")
     before = frozenset(harness_pids(bench_run_id))

@@ -129,6 +129,20 @@ def test_judge_no_faults_verdict_and_row():
     assert "timed out" in row.note and "1 messages still queued" in row.note
 
 
+def test_a_green_load_on_rabbitmq_at_the_synloop_pace_is_a_deviation_unless_heartbeat_is_off():
+    # 3 tasks in 1.0 s: slower than 0.8 x 0.1 s each, the pace of celery#10500's drain per delivery.
+    slow = _observation(faults.LoadFacts(3, 0.5), pool="gevent", broker="rabbitmq")
+    assert faults.paced_by_synloop(slow) and faults.judge(slow).verdict is faults.Verdict.DEVIATION
+    assert "celery#10500" in faults.judge(slow).note
+    fast = _observation(faults.LoadFacts(3, 0.5), pool="eventlet", broker="rabbitmq", settle_seconds=0.2)
+    assert not faults.paced_by_synloop(fast) and faults.judge(fast).verdict is faults.Verdict.OK
+    off = faults.WorkerSettings(celery=faults.HEARTBEAT_OFF)
+    unpaced = _observation(faults.LoadFacts(3, 0.5), pool="gevent", broker="rabbitmq", settings=off)
+    assert not faults.paced_by_synloop(unpaced) and faults.judge(unpaced).verdict is faults.Verdict.OK
+    for pool, broker in (("threads", "rabbitmq"), ("gevent", "redis")):  # neither runs the paced synloop
+        assert not faults.paced_by_synloop(_observation(faults.LoadFacts(3, 0.5), pool=pool, broker=broker))
+
+
 def test_judge_child_killed_needs_the_worker_alive():
     facts = faults.ChildFacts("a", False, 7, frozenset({7}), "FAILURE", "WorkerLostError", True, True)
     obs = _observation(facts, ids="a", done={})
@@ -340,6 +354,33 @@ def test_the_quick_section_runs_known_shutdown_cases():
 
     labels = [c.label for c in faults.SHUTDOWN_CASES]
     assert set(QUICK_SHUTDOWN_CASES) <= set(labels) and len(set(labels)) == len(labels)
+
+
+def test_the_section_runs_a_green_pools_load_on_rabbitmq_without_heartbeat_and_shows_the_pace(monkeypatch):
+    import types
+
+    import bench.faults as section
+
+    loads: list[tuple[str, int, tuple]] = []
+
+    def no_faults(target, pool, *, count, celery=()):
+        loads.append((pool, count, tuple(celery)))
+        return faults.Inapplicable("s", "e", pool, "recorded", target.kind)
+
+    def other(target, pool, *args, **kwargs):
+        return faults.Inapplicable("s", "e", pool, "recorded", target.kind)
+
+    monkeypatch.setattr(section, "no_faults", no_faults)
+    for name in ("child_killed", "worker_killed", "shutdown"):
+        monkeypatch.setattr(section, name, other)
+    for kind, pool in (("rabbitmq", "gevent"), ("redis", "gevent"), ("rabbitmq", "prefork")):
+        target = types.SimpleNamespace(kind=kind)
+        list(section._pool_scenarios(target, pool, quick=True, progress=lambda _: None))
+    quick = faults.QUICK_LOAD_TASKS
+    assert loads == [
+        ("gevent", quick, faults.HEARTBEAT_OFF), ("gevent", defaults.PACED_LOAD_TASKS, ()),
+        ("gevent", quick, ()), ("prefork", quick, ()),
+    ]  # fmt: skip
 
 
 def test_a_shutdown_row_counts_what_is_back_in_the_broker_as_not_lost():
