@@ -19,7 +19,7 @@ import amqp
 import kombu
 import redis
 
-from bench import defaults, loadgen
+from bench import defaults, loadgen, pools
 from bench.brokers import BrokerHandle
 
 FLOOR_TITLES = {
@@ -28,16 +28,32 @@ FLOOR_TITLES = {
 }
 """The title of each broker's floor row (``{message_bytes}``: the size of the message it pushes)."""
 
-OPEN_LOOP_NOTES = {
+PACED_NOTE = (
+    f"{pools.SYNLOOP_PACED}, so it drains about 10 tasks/s whatever its concurrency, and an open loop faster "
+    "than that queues up; --set broker_heartbeat=0 lifts it (docs/reliability.md)"
+)
+
+KNOWN_NOTES: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("rabbitmq", "solo"): (
+        ("e2e.start",),
         "solo on AMQP: once a burst fills the prefetch window, the worker's early acks wait in kombu's hub "
         "through an empty poll until its next timer (up to 2 s) and RabbitMQ delivers nothing meanwhile; "
         "such stalls in this row's tail are Celery's and kombu's, not the harness's "
-        "(docs/benchmarks.md, celery#7718, kombu#1587)"
+        "(docs/benchmarks.md, celery#7718, kombu#1587)",
+    ),
+    ("rabbitmq", "gevent"): (
+        ("drain", "drain.io", "e2e.start", "e2e.result"),
+        PACED_NOTE,
+    ),
+    ("rabbitmq", "eventlet"): (
+        ("drain", "drain.io", "e2e.start", "e2e.result"),
+        PACED_NOTE,
     ),
 }
-"""Known broker-and-pool behaviour that shapes the open loop's figures, noted on the ``e2e.start`` row of
-that broker and pool (``bench.scenarios``): keyed ``(broker kind, pool)``, measured in docs/benchmarks.md."""
+"""Known broker-and-pool behaviour that shapes the figures of some rows, noted on those rows of that broker
+and pool (``bench.scenarios``): keyed ``(broker kind, pool)``, each the scenarios and the note; measured in
+docs/benchmarks.md and docs/reliability.md. The green pools' note applies only while the worker is
+paced (``bench.pools.synloop_paced``)."""
 
 
 def redis_server_version(conn: redis.Redis) -> str | None:

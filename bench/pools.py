@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bench import defaults
 
@@ -84,3 +85,17 @@ def select(
         if name not in chosen:
             chosen.append(name)
     return chosen
+
+
+SYNLOOP_PACED = (
+    "celery#10500 (5.7, heartbeat on the event dispatcher's connection, for celery#7250): a gevent or "
+    "eventlet worker's synloop waits 0.1 s on that idle connection after every delivery"
+)
+"""Why a green worker on RabbitMQ with broker heartbeats takes about 10 deliveries a second."""
+
+
+def synloop_paced(broker: str, pool: str, settings: Mapping[str, Any]) -> bool:
+    """Whether a ``pool`` worker on ``broker`` with the Celery ``settings`` takes one delivery per
+    ``defaults.SYNLOOP_DRAIN_PACE`` (see :data:`SYNLOOP_PACED`): gevent or eventlet on RabbitMQ, unless
+    ``broker_heartbeat=0`` (no heartbeat, no drain of the event connection per delivery)."""
+    return broker == "rabbitmq" and pool in defaults.GREEN_POOLS and settings.get("broker_heartbeat") != 0

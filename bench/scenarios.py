@@ -39,7 +39,7 @@ import celery
 import kombu
 import redis
 
-from bench import brokers, defaults, lanes, loadgen, machine, stats
+from bench import brokers, defaults, lanes, loadgen, machine, pools, stats
 from bench.broker import Broker, from_option, redact
 from bench.brokers import BrokerHandle
 from bench.config import Config
@@ -755,16 +755,17 @@ def _pool_cell(
     cell = _Cell(conn, queue, f"{run_id}-{tag}", label, control, worker)
     try:
         with worker, _cell_producer(lane.handle.url, queue, config) as producer:
-            budget = sizes.budget("drain")
+            budget, settings = sizes.budget("drain"), dict(config.settings)
+            tasks = _drain_tasks(sizes.drain_tasks, lane.kind, pool, settings)
             steps.step(
-                f"{label}: drain {budget.min_rounds}-{budget.max_rounds} rounds x {sizes.drain_tasks} "
-                "queued no-op tasks"
+                f"{label}: drain {budget.min_rounds}-{budget.max_rounds} rounds x {tasks} queued no-op tasks"
             )
             drain = stats.summarize_throughput(
-                _rounds_of(lambda: cell.drain_round(producer, sizes.drain_tasks), budget, after=lambda: None),
+                _rounds_of(lambda: cell.drain_round(producer, tasks), budget, after=lambda: None),
                 what=f"drain {label}",
             )
-            io = _io_drain(cell, producer, sizes.io_tasks(concurrency), sizes.budget("io"), steps)
+            io_tasks = _drain_tasks(sizes.io_tasks(concurrency), lane.kind, pool, settings)
+            io = _io_drain(cell, producer, io_tasks, sizes.budget("io"), steps)
             budget = sizes.budget("e2e")
             steps.step(
                 f"{label}: open loop, {sizes.e2e_rate:g} tasks/s, {budget.min_rounds}-{budget.max_rounds} "
@@ -777,14 +778,24 @@ def _pool_cell(
     samples[f"e2e.start:{label}"] = tuple(v for r in loop.to_start for v in r)
     samples[f"e2e.result:{label}"] = tuple(v for r in loop.to_result for v in r)
     rows = _cell_results(label, pool, concurrency, sizes, (drain, io), loop)
-    return [_on_broker(r, lane.kind) for r in rows], loop.lag
+    settings = dict(config.settings)
+    return [_on_broker(r, lane.kind, settings) for r in rows], loop.lag
 
 
-def _on_broker(row: Result, kind: str) -> Result:
-    """``row`` as measured on broker ``kind``; its open-loop row with the known note of that broker and pool
-    (``lanes.OPEN_LOOP_NOTES``), if any."""
-    note = lanes.OPEN_LOOP_NOTES.get((kind, row.pool or "")) if row.scenario == "e2e.start" else None
-    return dataclasses.replace(row, broker=kind, notes=(*row.notes, note) if note else row.notes)
+def _on_broker(row: Result, kind: str, settings: Mapping[str, Any] | None = None) -> Result:
+    """``row`` as measured on broker ``kind``, with the known note of that broker and pool
+    (``lanes.KNOWN_NOTES``) if it names the row's scenario (a green pool's only while it is paced)."""
+    scenarios, note = lanes.KNOWN_NOTES.get((kind, row.pool or ""), ((), ""))
+    if row.pool in defaults.GREEN_POOLS and not pools.synloop_paced(kind, row.pool, settings or {}):
+        scenarios = ()
+    notes = (*row.notes, note) if row.scenario in scenarios else row.notes
+    return dataclasses.replace(row, broker=kind, notes=notes)
+
+
+def _drain_tasks(tasks: int, kind: str, pool: str, settings: Mapping[str, Any]) -> int:
+    """``tasks`` per drain round, or ``defaults.PACED_LOAD_TASKS`` where the worker is paced at ~10 tasks/s
+    (``bench.pools.synloop_paced``): a round of 500 would take 50 s for the same rate."""
+    return min(tasks, defaults.PACED_LOAD_TASKS) if pools.synloop_paced(kind, pool, settings) else tasks
 
 
 def _io_drain(

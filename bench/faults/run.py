@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic
 
-from bench import defaults, ledger
+from bench import defaults, ledger, pools
 from bench.broker import Broker
 from bench.brokers import kind_of_url
 from bench.config import Config
@@ -46,12 +46,9 @@ NO_RESTORE_SWEEP_ISSUE = "celery#4976: gevent/eventlet workers never run the Red
 
 PACED_ON_AMQP = frozenset(defaults.GREEN_POOLS)
 """Pools whose workers, on RabbitMQ with broker heartbeats (Celery's default 120 s), take one delivery per
-:data:`~bench.defaults.SYNLOOP_DRAIN_PACE` (celery#10500's drain of the event connection in ``synloop``)."""
+:data:`~bench.defaults.SYNLOOP_DRAIN_PACE` (``bench.pools.synloop_paced``)."""
 
-PACED_ISSUE = (
-    "celery#10500 (5.7, heartbeat on the event dispatcher's connection, for celery#7250): a gevent or "
-    "eventlet worker's synloop waits 0.1 s on that idle connection after every delivery"
-)
+PACED_ISSUE = pools.SYNLOOP_PACED
 """The short reason the judged notes carry for a :data:`PACED_ON_AMQP` pool on RabbitMQ."""
 
 HEARTBEAT_OFF = (("broker_heartbeat", 0),)
@@ -60,8 +57,7 @@ HEARTBEAT_OFF = (("broker_heartbeat", 0),)
 
 def paced(broker: str, pool: str, settings: WorkerSettings) -> bool:
     """Whether a worker of ``pool`` on ``broker`` with ``settings`` runs at the synloop's pace."""
-    heartbeat = dict(settings.celery).get("broker_heartbeat")
-    return broker == "rabbitmq" and pool in PACED_ON_AMQP and heartbeat != 0
+    return pools.synloop_paced(broker, pool, dict(settings.celery))
 
 
 @dataclass(frozen=True)

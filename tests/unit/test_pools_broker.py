@@ -142,7 +142,25 @@ def test_the_open_loop_row_of_solo_on_rabbitmq_carries_its_known_note_and_no_oth
             for p in ("solo", "threads")]  # fmt: skip
     noted = {(r.scenario, r.pool, r.broker): r.notes for k in ("redis", "rabbitmq") for r in
              (_on_broker(row, k) for row in rows)}  # fmt: skip
-    known = lanes.OPEN_LOOP_NOTES[("rabbitmq", "solo")]
+    _, known = lanes.KNOWN_NOTES[("rabbitmq", "solo")]
     assert noted.pop(("e2e.start", "solo", "rabbitmq")) == ("measured", known)
     assert set(noted.values()) == {("measured",)}
     assert "kombu#1587" in known
+
+
+@pytest.mark.parametrize("green", defaults.GREEN_POOLS)
+def test_a_paced_green_pool_on_rabbitmq_gets_the_pace_note_and_short_drain_rounds(green):
+    from bench.scenarios import Result, _drain_tasks, _on_broker
+
+    rows = [
+        Result(s, s, green, 100) for s in ("enqueue.delay", "drain", "drain.io", "e2e.start", "e2e.result")
+    ]
+    noted = {r.scenario for r in (_on_broker(row, "rabbitmq") for row in rows) if r.notes}
+    assert noted == {"drain", "drain.io", "e2e.start", "e2e.result"}
+    assert "celery#10500" in lanes.PACED_NOTE
+    off = {"broker_heartbeat": 0}  # the workaround: no pace, no note, full rounds
+    assert not any(_on_broker(row, "rabbitmq", off).notes for row in rows)
+    assert not any(_on_broker(row, "redis").notes for row in rows)
+    assert _drain_tasks(500, "rabbitmq", green, {}) == defaults.PACED_LOAD_TASKS
+    assert _drain_tasks(500, "rabbitmq", green, off) == 500 and _drain_tasks(500, "redis", green, {}) == 500
+    assert _drain_tasks(500, "rabbitmq", "prefork", {}) == 500
