@@ -8,7 +8,10 @@ for p99 figures). The figures are the ones the report leads with:
 
 * enqueue latency (floor, ``apply_async``, ``delay``): the median;
 * producer throughput and worker drain rate: the median of the round rates;
-* open-loop end-to-end latency (``e2e.start``, ``e2e.result``): p50 and p99.
+* open-loop end-to-end latency (``e2e.start``, ``e2e.result``): p50 and p99;
+* each enqueue call's ratio to its broker's floor in the same rounds (``... / floor``), the report's
+  headline: a change in the machine's speed moves both alike, so the ratio repeats where the absolute
+  medians cannot (docs/benchmarks.md#repeatability).
 
 Reading JSON reports, not importing the runs, keeps each run a process of its own (as pyperf's worker
 processes are) and lets the tool compare reports written by another commit of the harness
@@ -69,6 +72,12 @@ def figures(report: Mapping[str, Any]) -> dict[str, tuple[float, str]]:
                 out[f"{key} {stat}"] = (estimates.get(stat, row[stat]), unit)
         else:
             out[key] = (estimates.get("median", row["median"]), unit)
+        if (
+            row["scenario"].startswith("enqueue.")
+            and row["scenario"] != "enqueue.floor"
+            and row.get("floor_ratio")
+        ):
+            out[f"{key} / floor"] = (row["floor_ratio"], "x")
     return out
 
 

@@ -247,3 +247,19 @@ def test_repeat_alternates_this_checkout_with_the_other(tmp_path, monkeypatch, c
 def test_repeat_rejects_a_directory_that_is_no_checkout(tmp_path, capsys):
     assert cli.main(["repeat", "--against", str(tmp_path), "--", "--quick"]) == 2
     assert "not a checkout of this harness" in capsys.readouterr().err
+
+
+def test_repeat_tabulates_each_enqueue_calls_floor_ratio_beside_its_median():
+    def run(floor: float, delay: float) -> dict:
+        doc = _report(floor, 300, 2.0, 10.0)
+        doc["results"].append({"scenario": "enqueue.delay", "pool": None, "unit": "us", "median": delay,
+                               "floor_ratio": delay / floor})  # fmt: skip
+        return doc
+
+    # the machine twice as slow in the second run: both medians double, the ratio stays
+    rows = {r.figure: r for r in repeat.table_rows([run(50, 500), run(100, 1000), run(50, 500)])}
+    assert rows["enqueue.delay"].cv == pytest.approx(0.4330, rel=1e-3)
+    assert (
+        rows["enqueue.delay / floor"].values == (10.0, 10.0, 10.0) and rows["enqueue.delay / floor"].cv == 0
+    )
+    assert rows["enqueue.delay / floor"].unit == "x" and "enqueue.floor / floor" not in rows
