@@ -116,6 +116,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "brokers(*kinds, reason=None): run this test only on these broker kinds (the skip says why)",
     )
     config.addinivalue_line("markers", "any_app: runs under any --app (not only the seed's tasks)")
+    config.addinivalue_line(
+        "markers", "green_on_rabbitmq: a fault test characterised for gevent and eventlet on RabbitMQ too"
+    )
     raise_on_sigterm()
     try:
         config._bench_pools = pools.select(config.getoption("pool"))  # type: ignore[attr-defined]

@@ -113,7 +113,10 @@ GREEN_ON_RABBITMQ = (
 
 @pytest.fixture(autouse=True)
 def _green_on_rabbitmq(request: pytest.FixtureRequest) -> None:
-    """Skip, with the reason, the fault scenarios of a green pool on RabbitMQ (see GREEN_ON_RABBITMQ)."""
+    """Skip, with the reason, the fault scenarios of a green pool on RabbitMQ (see GREEN_ON_RABBITMQ), but
+    those marked ``green_on_rabbitmq`` (characterised there: the shutdown cases)."""
+    if request.node.get_closest_marker("green_on_rabbitmq"):
+        return
     params = getattr(getattr(request.node, "callspec", None), "params", {})
     skip_green_on_rabbitmq(params.get("broker_kind"), params.get("pool"))
 
