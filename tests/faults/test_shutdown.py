@@ -47,8 +47,8 @@ GREEN_COLD_HANDLER = (
 )
 GREEN_KILL_ACKED = (
     "no upstream issue found: a cancelled green thread's GreenletExit is returned as (False, None, None) by "
-    "_make_killable_target (celery/concurrency/eventlet.py and gevent.py), so Request.on_success "
-    "(celery/worker/request.py:628) acknowledges the acks_late task it cancelled: lost, not redelivered"
+    "_make_killable_target (celery/concurrency/eventlet.py:173, gevent.py:160), so Request.on_success "
+    "(celery/worker/request.py:1037) acknowledges the acks_late task it cancelled: lost, not redelivered"
 )
 
 
@@ -90,11 +90,20 @@ def test_shutdown(pool, fault_broker, no_leaks, case):
         known.append(GREEN_KILL_ACKED)
         may_lose |= killed
     assert lost <= may_lose, f"lost what the shutdown should have put back: {why}"
+    if _green_deviates(pool, fault_broker.kind, case):  # strict: seen in every run here
+        assert known, f"the green pools' known deviation did not show (fixed upstream?): {why}"
     if not known:
         assert row.verdict is Verdict.OK, why
         return
     assert row.verdict is Verdict.DEVIATION
     pytest.xfail("; ".join(known))
+
+
+def _green_deviates(pool: str, broker: str, case: faults.ShutdownCase) -> bool:
+    """Where gevent and eventlet deviated in every run here (3 of 3 on each broker, and 3 earlier runs of
+    the scenarios): every case with tasks running, but a soft shutdown on Redis (it lets them finish)."""
+    soft_on_redis = case.soft_waits and broker == "redis"
+    return pool in defaults.GREEN_POOLS and case.state == "running" and not soft_on_redis
 
 
 def _known_deviations(
