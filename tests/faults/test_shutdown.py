@@ -4,8 +4,10 @@ Each case signals one worker (TERM; TERM then QUIT; QUIT; TERM remapped to QUIT 
 while it is idle, running tasks, or holding an ETA task, and checks: it exits within its bound (0 after
 a warm shutdown); nothing completed is back in the broker (only interrupted tasks can run twice); what
 is lost is at most what a cold shutdown cancelled after it was acknowledged (nothing with ``acks_late``
-or a warm or soft shutdown); no completed task is marked FAILURE (celery#9505). Known deviations are
-asserted first, then xfailed naming their upstream issue.
+or a warm or soft shutdown; the worker's log tells a task the pool had taken, and so acknowledged, from one
+still queued); no completed task is marked FAILURE (celery#9505). Known deviations are asserted first,
+then xfailed naming their upstream issue (or the Celery source line where none exists); on gevent and
+eventlet strictly where they showed in every run.
 """
 
 from __future__ import annotations
