@@ -96,9 +96,10 @@ def log_accepted(**_):
     """With ``TASKS_LOG_ACCEPTED=1`` (the shutdown scenarios' workers): log Celery's ``Task accepted``
     line, written when the pool takes a task, where it acknowledges one without ``acks_late``.
 
-    Celery writes it at DEBUG only if ``celery.worker.request`` was debug-enabled when that module was
-    imported (its ``__optimize__``), which in a worker is before its logging is set up: so it never
-    does. Here the one logger goes to DEBUG (nothing else does) and the check runs again."""
+    Celery writes it only if ``celery.worker.request`` was debug-enabled when that module ran its
+    ``__optimize__`` (at import; nothing calls it again in 5.7.0): a worker started with
+    ``--loglevel=DEBUG`` here wrote no such line. Here that one logger goes to DEBUG (nothing else does)
+    and the check runs again."""
     if os.environ.get("TASKS_LOG_ACCEPTED") != "1":
         return
     from celery.worker import request
