@@ -339,6 +339,8 @@ def judge_shutdown(obs: Observation[ShutdownFacts]) -> Judgement:
         )
         + f"; {len(lost)} lost"
     )
+    if (unseen := lost - f.seen) and obs.broker == "redis":
+        note += f" ({len(unseen)} gone from the queue, never received by the worker: {BRPOP_LOSS_ISSUES})"
     if early := lost & f.taken_unstarted:
         note += f" ({len(early)} taken and acknowledged by the pool but not started at the signal)"
     if f.case.acks_late and obs.pool in GREEN_POOLS and lost & f.interrupted:

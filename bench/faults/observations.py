@@ -267,7 +267,8 @@ class ShutdownFacts:
 
     From the worker's log: ``accepted``, the ids the pool had taken before the first signal was handled
     (Celery's ``Task accepted`` line, written where it acknowledges a task without ``acks_late``), and
-    ``accepted_later`` after it; ``crash``, the error the worker or its signal handler died on, if any;
+    ``accepted_later`` after it; ``received``, every id its consumer got (``Task ... received``);
+    ``crash``, the error the worker or its signal handler died on, if any;
     ``handled``, whether the handler printed its ``Warm/Cold shutdown (MainProcess)`` (it returned)."""
 
     case: ShutdownCase
@@ -285,6 +286,7 @@ class ShutdownFacts:
     errors: frozenset[str] = frozenset()
     accepted: frozenset[str] = frozenset()
     accepted_later: frozenset[str] = frozenset()
+    received: frozenset[str] = frozenset()
     crash: str = ""
     handled: bool = True
 
@@ -299,6 +301,11 @@ class ShutdownFacts:
         ``acks_late`` already acknowledged, so a cold shutdown that cancels them loses them (the
         documented early-ack window, which the ledger alone cannot tell from a task still queued)."""
         return self.accepted - self.started
+
+    @property
+    def seen(self) -> frozenset[str]:
+        """What the worker got at all: received, taken by the pool, or started."""
+        return self.received | self.accepted | self.accepted_later | self.started_after
 
     @property
     def taken_later(self) -> frozenset[str]:

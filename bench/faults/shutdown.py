@@ -84,6 +84,9 @@ ACCEPTED = re.compile(r"Task accepted: [\w.]+\[([\w-]+)\]")
 unless ``acks_late``): ``Task accepted: bench.probes.work[<id>] pid:<pid>``. The shutdown workers log
 it (``TASKS_LOG_ACCEPTED``, see ``tasks.reliability.log_accepted``)."""
 
+RECEIVED = re.compile(r"Task [\w.]+\[([\w-]+)\] received")
+"""Celery's INFO line when the consumer got a task message (reserved, not yet taken by the pool)."""
+
 CRASH = re.compile(r"Unrecoverable error: (.+)|(\S*BlockingSwitchOutError: .+)")
 """What a worker logs when an exception escaped its consumer (CRITICAL, it then stops), or gevent's hub
 when one escaped a signal handler it ran (the traceback's last line)."""
@@ -98,18 +101,21 @@ class LogFacts(NamedTuple):
 
     accepted: frozenset[str]
     accepted_later: frozenset[str]
+    received: frozenset[str]
     crash: str
     handled: bool
 
 
 def read_log(log: str, *, cold: bool = True) -> LogFacts:
-    """The ids accepted before the first shutdown line and after it, the error the worker died on
-    (``''`` if none), and whether the handler of a ``cold`` (or warm) shutdown returned."""
+    """The ids accepted before the first shutdown line and after it, the ids received at all, the error
+    the worker died on (``''`` if none), and whether the handler of a ``cold`` (or warm) shutdown
+    returned."""
     first = min((i for i in (log.find(s) for s in SHUTDOWN_LOGGED) if i >= 0), default=len(log))
     crash = CRASH.search(log)
     return LogFacts(
         frozenset(ACCEPTED.findall(log[:first])), frozenset(ACCEPTED.findall(log[first:])),
-        next(g for g in crash.groups() if g).strip() if crash else "", HANDLED[cold] in log,
+        frozenset(RECEIVED.findall(log)), next(g for g in crash.groups() if g).strip() if crash else "",
+        HANDLED[cold] in log,
     )  # fmt: skip
 
 

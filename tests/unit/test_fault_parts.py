@@ -347,16 +347,21 @@ def test_read_log_takes_the_accepted_ids_before_the_first_shutdown_line_and_the_
         "[..: DEBUG/MainProcess] Task accepted: bench.probes.work[bb22] pid:7\n"
         "[..: CRITICAL/MainProcess] Unrecoverable error: RuntimeError('do not call blocking functions')\n"
     )
-    assert faults.read_log(log) == (
-        {"aa11"},
-        {"bb22"},
-        "RuntimeError('do not call blocking functions')",
-        False,
-    )
+    logged = faults.read_log(log + "[..: INFO/MainProcess] Task bench.probes.work[dd44] received\n")
+    assert logged == ({"aa11"}, {"bb22"}, {"dd44"}, "RuntimeError('do not call blocking functions')", False)
     hub = "gevent.exceptions.BlockingSwitchOutError: Impossible\nworker: Cold shutdown (MainProcess)"
-    assert faults.read_log(hub)[2:] == ("gevent.exceptions.BlockingSwitchOutError: Impossible", True)
+    assert faults.read_log(hub)[3:] == ("gevent.exceptions.BlockingSwitchOutError: Impossible", True)
     assert not faults.read_log(hub, cold=False).handled
     assert faults.read_log("Task accepted: t[cc-33] pid:1\n").accepted == {"cc-33"}
+
+
+def test_a_task_lost_at_a_shutdown_on_redis_that_the_worker_never_received_is_noted():
+    cold = _case("QUIT, running")  # c: gone from the queue, never received, accepted or started
+    facts = _shutdown(cold, done_after=frozenset("a"), kept=frozenset("d"), received=frozenset("abd"))
+    obs = _observation(facts, ids="abcd", starts={"a": 1, "b": 1}, done={"a": 1})
+    assert "1 gone from the queue, never received by the worker: kombu#1733" in faults.judge(obs).note
+    seen = dataclasses.replace(facts, received=frozenset("abcd"))
+    assert "never received" not in faults.judge(_observation(seen, ids="abcd")).note
 
 
 def test_a_green_cold_shutdown_that_died_in_its_handler_says_so():
