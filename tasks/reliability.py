@@ -14,8 +14,11 @@ Long tasks (:func:`work`) record the start, work, then record the completion; an
 between leaves a start without a done. ``bench.ledger`` keeps the same key layout (checked by a test).
 """
 
+import logging
 import os
 import time
+
+from celery import signals
 
 from tasks import app, ledger
 
@@ -86,3 +89,20 @@ def work(self, run, seconds, then=None):
 def work_late(self, run, seconds, then=None):
     """As :func:`work`, acknowledged after it returns and requeued if its worker process dies."""
     return _work(self.request, run, seconds, seconds if then is None else then)
+
+
+@signals.after_setup_logger.connect
+def log_accepted(**_):
+    """With ``TASKS_LOG_ACCEPTED=1`` (the shutdown scenarios' workers): log Celery's ``Task accepted``
+    line, written when the pool takes a task, where it acknowledges one without ``acks_late``.
+
+    Celery writes it only if ``celery.worker.request`` was debug-enabled when that module ran its
+    ``__optimize__`` (at import; nothing calls it again in 5.7.0): a worker started with
+    ``--loglevel=DEBUG`` here wrote no such line. Here that one logger goes to DEBUG (nothing else does)
+    and the check runs again."""
+    if os.environ.get("TASKS_LOG_ACCEPTED") != "1":
+        return
+    from celery.worker import request
+
+    logging.getLogger(request.__name__).setLevel(logging.DEBUG)
+    request.__optimize__()

@@ -106,7 +106,7 @@ from bench.faults.scenarios import (
     warm_shutdown,
     worker_killed,
 )
-from bench.faults.shutdown import SHUTDOWN_CASES, shutdown, shutdown_settings
+from bench.faults.shutdown import SHUTDOWN_CASES, read_log, shutdown, shutdown_settings
 from bench.ledger import ReliabilityRecord, Verdict
 
 __all__ = [
@@ -173,6 +173,7 @@ __all__ = [
     "section_brokers",
     "restart_broker",
     "shutdown",
+    "read_log",
     "shutdown_settings",
     "unacked_ids",
     "warm_shutdown",

@@ -16,6 +16,7 @@ from bench.defaults import (
     FAULT_PUBLISH_ERROR_BOUND,
     FAULT_SETTLE_TIMEOUT,
     FAULT_STALL_TIMEOUT,
+    GREEN_POOLS,
     SHUTDOWN_EXIT_TIMEOUT,
     SYNLOOP_DRAIN_PACE,
 )
@@ -39,6 +40,14 @@ from bench.ledger import ReliabilityRecord, Tally, Verdict, not_applicable, reco
 BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
 STALL_ISSUES = "celery#8990, celery#10205"
 NO_TERMINATE_JOB = "celery#10490: the pool has no terminate_job"
+GREEN_COLD_HANDLER = (
+    "the cold-shutdown handler runs in the green pool's event loop, where its first blocking call raises; "
+    "no upstream issue for the cold path (celery#10083, closed, is the warm one's)"
+)
+GREEN_KILL_ACKED = (
+    "a killed green thread returns as a success (celery/concurrency/{pool}.py, killable_target), so "
+    "on_success acknowledges it"
+)
 
 
 @dataclass(frozen=True)
@@ -283,7 +292,7 @@ def judge_consumer_timeout(obs: Observation[ConsumerTimeoutFacts]) -> Judgement:
 
 
 # -- 9 ---------------------------------------------------------------------------------------------------
-def shutdown_problems(f: ShutdownFacts, ids: frozenset[str]) -> list[str]:
+def shutdown_problems(f: ShutdownFacts, ids: frozenset[str], pool: str = "") -> list[str]:
     """What a shutdown did that its documented behaviour excludes (empty: as documented): not exiting, or
     with another code, or slower than its bound; a loss other than a cancelled task acknowledged before
     it completed (cold, without ``acks_late``); a completed task back in the broker (it would run
@@ -296,23 +305,31 @@ def shutdown_problems(f: ShutdownFacts, ids: frozenset[str]) -> list[str]:
         problems.append(f"exit code {f.exit_code} after a warm shutdown")
     if not f.hung and f.seconds > bound:
         problems.append(f"took {f.seconds:.1f}s to exit, over its bound of {bound:g}s")
-    hit = f.interrupted | f.started_later
-    allowed = hit if case.cold and not case.acks_late else frozenset()
+    hit = f.interrupted | f.taken_later
+    allowed = hit | f.taken_unstarted if case.cold and not case.acks_late else frozenset()
     if stray := (ids - f.done_after - f.kept) - allowed:
         problems.append(f"{len(stray)} lost that the shutdown should have put back")
     if twice := (f.kept & f.done_after) - hit:
         problems.append(f"{len(twice)} completed, not interrupted, yet back in the broker (would run twice)")
-    if f.started_later:
-        problems.append(f"{len(f.started_later)} tasks started after the signal (celery#10180)")
+    if f.taken_later:
+        problems.append(f"{len(f.taken_later)} tasks taken by the pool after the signal (celery#10180)")
     if f.cancels and (finished := f.interrupted & f.done_after):
         problems.append(
-            f"{len(finished)} running tasks finished instead of being cancelled ({NO_TERMINATE_JOB})"
+            f"{len(finished)} running tasks finished instead of being cancelled ({_why(f, pool)})"
         )
     if f.errors:
         problems.append(f"interrupted tasks failed with {', '.join(sorted(f.errors))} ({NO_TERMINATE_JOB})")
     if f.failure_marked:
         problems.append(f"{len(f.failure_marked)} completed but marked FAILURE (celery#9505)")
     return problems
+
+
+def _why(f: ShutdownFacts, pool: str) -> str:
+    """Why running tasks were not cancelled: a green pool's handler broke, or the pool cannot cancel."""
+    if pool not in GREEN_POOLS:
+        return NO_TERMINATE_JOB
+    how = f"died on {f.crash}" if f.crash else "did not return" if not f.handled else "returned"
+    return f"the handler {how}; {GREEN_COLD_HANDLER}"
 
 
 def judge_shutdown(obs: Observation[ShutdownFacts]) -> Judgement:
@@ -335,7 +352,13 @@ def judge_shutdown(obs: Observation[ShutdownFacts]) -> Judgement:
         )
         + f"; {len(lost)} lost"
     )
-    problems = shutdown_problems(f, ids)
+    if (unseen := lost - f.seen) and obs.broker == "redis":
+        note += f" ({len(unseen)} gone from the queue, never received by the worker: {BRPOP_LOSS_ISSUES})"
+    if early := lost & f.taken_unstarted:
+        note += f" ({len(early)} taken and acknowledged by the pool but not started at the signal)"
+    if f.case.acks_late and obs.pool in GREEN_POOLS and lost & f.interrupted:
+        note += f" ({GREEN_KILL_ACKED.format(pool=obs.pool)})"
+    problems = shutdown_problems(f, ids, obs.pool)
     # Lost here: neither completed nor back in the broker (what is back runs on the next worker).
     tally = replace(obs.tally, lost=len(lost), lost_ids=tuple(sorted(lost))[:5])
     return Judgement.of(not problems, "; ".join([note, *problems]), tally)

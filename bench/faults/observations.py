@@ -263,7 +263,13 @@ class ShutdownFacts:
     """A signalled worker: how long it took to exit and with which code; the ids started and completed
     at the first signal (read just after it) and after the exit; what the broker has back (``kept``;
     ``held``: of it, delivered before, i.e. Redis's ``unacked`` or RabbitMQ's ``redelivered``); the
-    completed ids whose result says FAILURE (celery#9505), and the errors of interrupted ones."""
+    completed ids whose result says FAILURE (celery#9505), and the errors of interrupted ones.
+
+    From the worker's log: ``accepted``, the ids the pool had taken before the first signal was handled
+    (Celery's ``Task accepted`` line, written where it acknowledges a task without ``acks_late``), and
+    ``accepted_later`` after it; ``received``, every id its consumer got (``Task ... received``);
+    ``crash``, the error the worker or its signal handler died on, if any;
+    ``handled``, whether the handler printed its ``Warm/Cold shutdown (MainProcess)`` (it returned)."""
 
     case: ShutdownCase
     task_seconds: float
@@ -278,11 +284,33 @@ class ShutdownFacts:
     held: frozenset[str]
     failure_marked: frozenset[str] = frozenset()
     errors: frozenset[str] = frozenset()
+    accepted: frozenset[str] = frozenset()
+    accepted_later: frozenset[str] = frozenset()
+    received: frozenset[str] = frozenset()
+    crash: str = ""
+    handled: bool = True
 
     @property
     def interrupted(self) -> frozenset[str]:
         """Running at the first signal: what the shutdown hit."""
         return self.started - self.done
+
+    @property
+    def taken_unstarted(self) -> frozenset[str]:
+        """Taken by the pool (accepted) before the first signal, their body not started yet: without
+        ``acks_late`` already acknowledged, so a cold shutdown that cancels them loses them (the
+        documented early-ack window, which the ledger alone cannot tell from a task still queued)."""
+        return self.accepted - self.started
+
+    @property
+    def seen(self) -> frozenset[str]:
+        """What the worker got at all: received, taken by the pool, or started."""
+        return self.received | self.accepted | self.accepted_later | self.started_after
+
+    @property
+    def taken_later(self) -> frozenset[str]:
+        """Taken by the pool after the first signal (a shutdown should take nothing new), started or not."""
+        return self.accepted_later | self.started_later
 
     @property
     def started_later(self) -> frozenset[str]:

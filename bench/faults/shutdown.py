@@ -17,8 +17,10 @@ worker runs: what the broker has back is what would run again.
 from __future__ import annotations
 
 import os
+import re
 import signal
 from dataclasses import replace
+from typing import NamedTuple
 
 from celery.result import AsyncResult
 
@@ -66,14 +68,55 @@ the cold handler's first line (its ``Cold shutdown`` line comes after a soft wai
 
 
 def shutdown_settings(case: ShutdownCase) -> WorkerSettings:
-    """The case's worker: soft-shutdown settings on its command line, ``REMAP_SIGTERM`` in its env."""
+    """The case's worker: soft-shutdown settings on its command line, ``REMAP_SIGTERM`` and
+    ``TASKS_LOG_ACCEPTED`` (see :data:`ACCEPTED`) in its env."""
     celery: list[tuple[str, object]] = []
     if case.soft_timeout:
         celery.append(("worker_soft_shutdown_timeout", case.soft_timeout))
     if case.soft_on_idle:
         celery.append(("worker_enable_soft_shutdown_on_idle", True))
-    env = (("REMAP_SIGTERM", "SIGQUIT"),) if case.remap_sigterm else ()
+    env = (("TASKS_LOG_ACCEPTED", "1"),) + ((("REMAP_SIGTERM", "SIGQUIT"),) if case.remap_sigterm else ())
     return WorkerSettings(acks_late=case.acks_late, celery=tuple(celery), env=env)
+
+
+ACCEPTED = re.compile(r"Task accepted: [\w.]+\[([\w-]+)\]")
+"""Celery's DEBUG line when the pool takes a task (``Request.on_accepted``, which acknowledges it then
+unless ``acks_late``): ``Task accepted: bench.probes.work[<id>] pid:<pid>``. The shutdown workers log
+it (``TASKS_LOG_ACCEPTED``, see ``tasks.reliability.log_accepted``)."""
+
+RECEIVED = re.compile(r"Task [\w.]+\[([\w-]+)\] received")
+"""Celery's INFO line when the consumer got a task message (reserved, not yet taken by the pool)."""
+
+CRASH = re.compile(r"Unrecoverable error: (.+)|(\S*BlockingSwitchOutError: .+)")
+"""What a worker logs when an exception escaped its consumer (CRITICAL, it then stops), or gevent's hub
+when one escaped a signal handler it ran (the traceback's last line)."""
+
+HANDLED = {False: "worker: Warm shutdown (MainProcess)", True: "worker: Cold shutdown (MainProcess)"}
+"""What the warm (False) or cold (True) shutdown signal handler prints once its callback returned (the
+cold one's: after it cancelled what ran)."""
+
+
+class LogFacts(NamedTuple):
+    """What a shutdown worker's log says (see :class:`ShutdownFacts`)."""
+
+    accepted: frozenset[str]
+    accepted_later: frozenset[str]
+    received: frozenset[str]
+    crash: str
+    handled: bool
+
+
+def read_log(log: str, *, cold: bool = True) -> LogFacts:
+    """The ids accepted before the first shutdown line and after it, the ids received at all, the error
+    the worker died on (``''`` if none), and whether the handler of a ``cold`` (or warm) shutdown
+    returned."""
+    first = min((i for i in (log.find(s) for s in SHUTDOWN_LOGGED) if i >= 0), default=len(log))
+    crash = CRASH.search(log)
+    return LogFacts(
+        frozenset(ACCEPTED.findall(log[:first])), frozenset(ACCEPTED.findall(log[first:])),
+        frozenset(RECEIVED.findall(log)), next(g for g in crash.groups() if g).strip() if crash else "",
+        HANDLED[cold] in log,
+    )  # fmt: skip
 
 
 def shutdown(
@@ -120,9 +163,10 @@ def _signal(run: Run, case: ShutdownCase, task_seconds: float) -> ShutdownFacts:
     queued, held = run.kept_ids()
     after = run.executions()
     assert at_signal is not None
+    logged = read_log(worker.log(), cold=case.cold)._asdict()
     facts = ShutdownFacts(
         case, task_seconds, code, seconds, hung, frozenset(at_signal.starts), frozenset(at_signal.done),
-        frozenset(after.starts), frozenset(after.done), queued | held, held,
+        frozenset(after.starts), frozenset(after.done), queued | held, held, **logged,
     )  # fmt: skip
     return _results(run, facts)
 

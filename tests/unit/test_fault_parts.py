@@ -300,7 +300,7 @@ def test_shutdown_case_bounds_and_exit_codes():
     idle_soft = _case("TERM as QUIT, soft 3s on idle")
     assert idle_soft.soft_waits  # worker_enable_soft_shutdown_on_idle: it waits with nothing running
     assert not dataclasses.replace(idle_soft, soft_on_idle=False).soft_waits
-    assert faults.shutdown_settings(soft).env == (("REMAP_SIGTERM", "SIGQUIT"),)
+    assert faults.shutdown_settings(soft).env == (("TASKS_LOG_ACCEPTED", "1"), ("REMAP_SIGTERM", "SIGQUIT"))
     assert dict(faults.shutdown_settings(idle_soft).celery) == {
         "worker_soft_shutdown_timeout": defaults.SOFT_SHUTDOWN_TIMEOUT,
         "worker_enable_soft_shutdown_on_idle": True,
@@ -337,6 +337,55 @@ def test_shutdown_problems():
     assert any("celery#10490" in p for p in finished)
     late = _case("QUIT, running, acks_late")
     assert any("lost" in p for p in shutdown_problems(_shutdown(late, done_after=frozenset("a")), ids))
+
+
+def test_a_task_taken_but_not_started_at_a_cold_shutdown_may_be_lost_without_acks_late():
+    from bench.faults.judging import shutdown_problems
+
+    ids, cold = frozenset("abcd"), _case("QUIT, running")
+    # b ran and was cancelled; c was taken by the pool (acknowledged) but its body had not started: gone
+    taken = _shutdown(cold, accepted=frozenset("bc"), done_after=frozenset("a"), kept=frozenset("d"))
+    assert taken.taken_unstarted == {"c"} and shutdown_problems(taken, ids) == []
+    obs = _observation(taken, ids="abcd", starts={"a": 1, "b": 1}, done={"a": 1})
+    assert "1 taken and acknowledged by the pool but not started" in faults.judge(obs).note
+    queued = dataclasses.replace(taken, accepted=frozenset("b"))  # c never taken: it should be back
+    assert any("lost that the shutdown should have put back" in p for p in shutdown_problems(queued, ids))
+    late = dataclasses.replace(taken, case=_case("QUIT, running, acks_late"))  # nothing acknowledged early
+    assert any("lost" in p for p in shutdown_problems(late, ids))
+
+
+def test_read_log_takes_the_accepted_ids_before_the_first_shutdown_line_and_the_crash():
+    log = (
+        "[..: DEBUG/MainProcess] Task accepted: bench.probes.work[aa11] pid:7\n"
+        "worker: Hitting Ctrl+C again will terminate all running tasks!\n"
+        "[..: DEBUG/MainProcess] Task accepted: bench.probes.work[bb22] pid:7\n"
+        "[..: CRITICAL/MainProcess] Unrecoverable error: RuntimeError('do not call blocking functions')\n"
+    )
+    logged = faults.read_log(log + "[..: INFO/MainProcess] Task bench.probes.work[dd44] received\n")
+    assert logged == ({"aa11"}, {"bb22"}, {"dd44"}, "RuntimeError('do not call blocking functions')", False)
+    hub = "gevent.exceptions.BlockingSwitchOutError: Impossible\nworker: Cold shutdown (MainProcess)"
+    assert faults.read_log(hub)[3:] == ("gevent.exceptions.BlockingSwitchOutError: Impossible", True)
+    assert not faults.read_log(hub, cold=False).handled
+    assert faults.read_log("Task accepted: t[cc-33] pid:1\n").accepted == {"cc-33"}
+
+
+def test_a_task_lost_at_a_shutdown_on_redis_that_the_worker_never_received_is_noted():
+    cold = _case("QUIT, running")  # c: gone from the queue, never received, accepted or started
+    facts = _shutdown(cold, done_after=frozenset("a"), kept=frozenset("d"), received=frozenset("abd"))
+    obs = _observation(facts, ids="abcd", starts={"a": 1, "b": 1}, done={"a": 1})
+    assert "1 gone from the queue, never received by the worker: kombu#1733" in faults.judge(obs).note
+    seen = dataclasses.replace(facts, received=frozenset("abcd"))
+    assert "never received" not in faults.judge(_observation(seen, ids="abcd")).note
+
+
+def test_a_green_cold_shutdown_that_died_in_its_handler_says_so():
+    from bench.faults.judging import shutdown_problems
+
+    crashed = _shutdown(_case("QUIT, running"), crash="RuntimeError('x')")  # b finished, not cancelled
+    (problem,) = shutdown_problems(crashed, frozenset("abcd"), "eventlet")
+    assert "died on RuntimeError('x')" in problem and "celery#10490" not in problem
+    (problem,) = shutdown_problems(crashed, frozenset("abcd"), "threads")
+    assert "celery#10490" in problem
 
 
 def test_section_brokers():
