@@ -1,7 +1,7 @@
 """The report as one self-contained HTML page: a section per measurement, each a sortable table with
 its plot beside it, the reliability table with coloured verdicts, and the context as a definition list.
 
-Formats only (numbers come from ``bench.stats`` through the :class:`bench.scenarios.Run`; the plots are
+Formats only (numbers come from ``bench.stats`` through the :class:`bench.results.Run`; the plots are
 ``bench.report.section_png``). The page opens offline: its images are embedded as base64 ``data:`` URLs
 and its style and script are inline, so it references nothing outside itself. Sorting: click a column
 header, or open the page with ``#sort=TABLE_ID:COLUMN:asc|desc`` (columns counted from 0).
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import machine, report
-from bench.scenarios import Result, Run
+from bench.results import Result, Run
 
 UNIT_LABELS = {"us": "µs", "ms": "ms", "s": "s", "ns": "ns", "tasks/s": "tasks/s"}
 """How a unit of the JSON report is written in a column header."""

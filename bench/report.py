@@ -1,4 +1,4 @@
-"""Render a :class:`bench.scenarios.Run`: a terminal table, the versioned JSON report, plots.
+"""Render a :class:`bench.results.Run`: a terminal table, the versioned JSON report, plots.
 
 This module only formats: every number it shows was computed by ``bench.stats`` (the CDF points of the
 plots included). The JSON format is versioned by ``SCHEMA_VERSION`` and described by ``JSON_SCHEMA``
@@ -44,7 +44,7 @@ from bench import machine, stats
 from bench.brokers import KINDS
 from bench.client import JSON_ONLY
 from bench.config import Config
-from bench.scenarios import Result, Run
+from bench.results import Result, Run
 
 SCHEMA_VERSION = 3
 """Version of the JSON report format; bumped on any incompatible change (see the module docstring)."""

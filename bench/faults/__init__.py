@@ -108,6 +108,7 @@ from bench.faults.scenarios import (
 )
 from bench.faults.shutdown import SHUTDOWN_CASES, read_log, shutdown, shutdown_settings
 from bench.ledger import ReliabilityRecord, Verdict
+from bench.report import reliability_table
 
 __all__ = [
     "ACKS_AFTER_THE_BODY",
@@ -298,8 +299,6 @@ def print_table(
     brokers: Sequence[str] | None = None,
 ) -> None:
     """Run the reliability section and print its table (the command in docs/reliability.md)."""
-    from bench.report import reliability_table  # report imports scenarios, which imports this package
-
     chosen = pools.select(pools_)
     records = reliability_section(chosen, broker_url=broker_url, quick=quick, progress=print, brokers=brokers)
     print(reliability_table(records))

@@ -1,11 +1,11 @@
-"""A synthetic :class:`bench.scenarios.Run` for the renderers' unit tests (no server)."""
+"""A synthetic :class:`bench.results.Run` for the renderers' unit tests (no server)."""
 
 from __future__ import annotations
 
 from bench import stats
 from bench.config import Config
 from bench.ledger import ReliabilityRecord
-from bench.scenarios import Fidelity, Result, Run
+from bench.results import Fidelity, Result, Run
 
 REDIS = {
     "kind": "redis", "url": "redis://:***@127.0.0.1:1234/0", "private": True, "server_version": "7.0.15",

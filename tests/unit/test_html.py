@@ -17,7 +17,7 @@ import pytest
 from bench import defaults, html, stats
 from bench.ledger import ReliabilityRecord
 from bench.procs import ManagedProcess, wait_for
-from bench.scenarios import Result, Run
+from bench.results import Result, Run
 from tests.unit.sample_run import sample_run
 
 RECORDS = (
