@@ -28,6 +28,9 @@ FLOOR_TITLES = {
 }
 """The title of each broker's floor row (``{message_bytes}``: the size of the message it pushes)."""
 
+PACED_SCENARIOS = ("drain", "drain.io", "e2e.start", "e2e.result")
+"""The rows :data:`PACED_NOTE` goes on, for a worker ``bench.pools.synloop_paced`` says is paced."""
+
 PACED_NOTE = (
     f"{pools.SYNLOOP_PACED}, so it drains about 10 tasks/s whatever its concurrency, and an open loop faster "
     "than that queues up; --set broker_heartbeat=0 lifts it (docs/reliability.md)"
@@ -41,19 +44,11 @@ KNOWN_NOTES: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
         "such stalls in this row's tail are Celery's and kombu's, not the harness's "
         "(docs/benchmarks.md, celery#7718, kombu#1587)",
     ),
-    ("rabbitmq", "gevent"): (
-        ("drain", "drain.io", "e2e.start", "e2e.result"),
-        PACED_NOTE,
-    ),
-    ("rabbitmq", "eventlet"): (
-        ("drain", "drain.io", "e2e.start", "e2e.result"),
-        PACED_NOTE,
-    ),
 }
 """Known broker-and-pool behaviour that shapes the figures of some rows, noted on those rows of that broker
 and pool (``bench.scenarios``): keyed ``(broker kind, pool)``, each the scenarios and the note; measured in
-docs/benchmarks.md and docs/reliability.md. The green pools' note applies only while the worker is
-paced (``bench.pools.synloop_paced``)."""
+docs/benchmarks.md. (A paced green worker's rows get :data:`PACED_NOTE` instead, from
+``bench.pools.synloop_paced``, which knows the settings that lift the pace.)"""
 
 
 def redis_server_version(conn: redis.Redis) -> str | None:

@@ -83,7 +83,11 @@ def figures(report: Mapping[str, Any]) -> dict[str, tuple[float, str]]:
 
 def table_rows(reports: Sequence[Mapping[str, Any]]) -> list[Spread]:
     """Per figure present in every report: the values, their CV and its target."""
-    per_run = [figures(r) for r in reports]
+    return _spreads([figures(r) for r in reports])
+
+
+def _spreads(per_run: Sequence[Mapping[str, tuple[float, str]]]) -> list[Spread]:
+    """Per figure present in every run's ``{figure: (value, unit)}``: its values, CV and target."""
     names = [n for n in per_run[0] if all(n in f for f in per_run)] if per_run else []
     out = []
     for name in names:
@@ -104,13 +108,7 @@ def table_rows(reports: Sequence[Mapping[str, Any]]) -> list[Spread]:
 def control_rows(reports: Sequence[Mapping[str, Any]]) -> list[Spread]:
     """The machine controls (``bench.machine``) across the runs: how much the machine alone varied."""
     per_run = [machine.figures(r.get("context") or {}) for r in reports]
-    names = [n for n in per_run[0] if all(n in f for f in per_run)] if per_run else []
-    out = []
-    for name in names:
-        values = tuple(f[name] for f in per_run)
-        cv = stats.coefficient_of_variation(values)
-        out.append(Spread(figure=name, unit="us", values=values, cv=cv, target=defaults.REPEAT_CV_TARGET))
-    return out
+    return _spreads([{name: (value, "us") for name, value in f.items()} for f in per_run])
 
 
 def render(rows: Sequence[Spread], *, durations: Sequence[float] = ()) -> str:

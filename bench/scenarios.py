@@ -686,11 +686,11 @@ def _pool_cell(
     worker = _cell_worker(
         lane.handle.url, backend_url, queue, f"bench-{tag}-{run_id}", config.on(pool, concurrency)
     )
-    control = control_app(lane.handle.url)
+    control, settings = control_app(lane.handle.url), dict(config.settings)
     cell = _Cell(conn, queue, f"{run_id}-{tag}", label, control, worker)
     try:
         with worker, _cell_producer(lane.handle.url, queue, config) as producer:
-            budget, settings = sizes.budget("drain"), dict(config.settings)
+            budget = sizes.budget("drain")
             tasks = _drain_tasks(sizes.drain_tasks, lane.kind, pool, settings)
             steps.step(
                 f"{label}: drain {budget.min_rounds}-{budget.max_rounds} rounds x {tasks} queued no-op tasks"
@@ -713,17 +713,16 @@ def _pool_cell(
     samples[f"e2e.start:{label}"] = tuple(v for r in loop.to_start for v in r)
     samples[f"e2e.result:{label}"] = tuple(v for r in loop.to_result for v in r)
     rows = _cell_results(label, pool, concurrency, sizes, (drain, io), loop)
-    settings = dict(config.settings)
     return [_on_broker(r, lane.kind, settings) for r in rows], loop.lag
 
 
 def _on_broker(row: Result, kind: str, settings: Mapping[str, Any] | None = None) -> Result:
-    """``row`` as measured on broker ``kind``, with the known note of that broker and pool
-    (``lanes.KNOWN_NOTES``) if it names the row's scenario (a green pool's only while it is paced)."""
+    """``row`` as measured on broker ``kind``, with the known notes of that broker and pool that name its
+    scenario: ``lanes.KNOWN_NOTES``, and ``lanes.PACED_NOTE`` where the worker is paced."""
     scenarios, note = lanes.KNOWN_NOTES.get((kind, row.pool or ""), ((), ""))
-    if row.pool in defaults.GREEN_POOLS and not pools.synloop_paced(kind, row.pool, settings or {}):
-        scenarios = ()
     notes = (*row.notes, note) if row.scenario in scenarios else row.notes
+    if row.scenario in lanes.PACED_SCENARIOS and pools.synloop_paced(kind, row.pool or "", settings or {}):
+        notes = (*notes, lanes.PACED_NOTE)
     return dataclasses.replace(row, broker=kind, notes=notes)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bench import pools
 from bench.defaults import (
     FAULT_PUBLISH_ERROR_BOUND,
     FAULT_SETTLE_TIMEOUT,
@@ -34,7 +35,7 @@ from bench.faults.observations import (
     ShutdownFacts,
     WarmFacts,
 )
-from bench.faults.run import NO_RESTORE_SWEEP, NO_RESTORE_SWEEP_ISSUE, PACED_ISSUE, paced
+from bench.faults.run import NO_RESTORE_SWEEP, NO_RESTORE_SWEEP_ISSUE, paced
 from bench.ledger import ReliabilityRecord, Tally, Verdict, not_applicable, record
 
 BRPOP_LOSS_ISSUES = "kombu#1733, kombu#305: a BRPOP answered while the connection closes loses its message"
@@ -92,7 +93,7 @@ def judge_no_faults(obs: Observation[LoadFacts]) -> Judgement:
         note += f"; {obs.queued_after} messages still queued"
     slow = paced_by_synloop(obs)
     if slow:
-        note += f"; {SYNLOOP_DRAIN_PACE:g}s or more per task ({PACED_ISSUE})"
+        note += f"; {SYNLOOP_DRAIN_PACE:g}s or more per task ({pools.SYNLOOP_PACED})"
     ok = tally.lost == 0 and tally.duplicated == 0 and not obs.failed and tally.enqueued == facts.count
     return Judgement.of(ok and not slow, note)
 

@@ -44,13 +44,6 @@ after a poll that saw no event, and the BRPOP's own 1 s timeout reply is an even
 NO_RESTORE_SWEEP_ISSUE = "celery#4976: gevent/eventlet workers never run the Redis restore sweep"
 """The short reason the judged notes carry for a ``NO_RESTORE_SWEEP`` pool."""
 
-PACED_ON_AMQP = frozenset(defaults.GREEN_POOLS)
-"""Pools whose workers, on RabbitMQ with broker heartbeats (Celery's default 120 s), take one delivery per
-:data:`~bench.defaults.SYNLOOP_DRAIN_PACE` (``bench.pools.synloop_paced``)."""
-
-PACED_ISSUE = pools.SYNLOOP_PACED
-"""The short reason the judged notes carry for a :data:`PACED_ON_AMQP` pool on RabbitMQ."""
-
 HEARTBEAT_OFF = (("broker_heartbeat", 0),)
 """The workaround: no AMQP heartbeat, hence no drain of the event connection per delivery."""
 
